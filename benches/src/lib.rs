@@ -1,0 +1,1 @@
+//! Criterion benchmarks of hoist's hot path; see `benches/README.md`.
