@@ -1,0 +1,33 @@
+//! Real components for hoist's tests: local registries, offline base images
+//! and peer tools for differential tests.
+//!
+//! Everything is synchronous (threads and child processes), so any test can
+//! use it. Everything listens on loopback only and lives in temporary
+//! directories, except the base image cache in `/var/tmp/hoist-testbed/`.
+//!
+//! ```no_run
+//! use hoist_testkit::Registry;
+//!
+//! let registry = Registry::builder().tls().htpasswd("user", "secret").start()?;
+//! let client = registry.client()?;
+//! assert_eq!(client.get("/v2/", &[])?.status, 200);
+//! # Ok::<(), hoist_testkit::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod certs;
+pub mod client;
+mod error;
+mod process;
+mod registry;
+mod token_server;
+
+pub use client::{HttpResponse, RegistryClient};
+pub use error::{Error, Result};
+pub use registry::{AuthKind, Registry, RegistryBuilder};
+
+/// Returns the SHA-256 digest of `bytes` as `sha256:<hex>`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}

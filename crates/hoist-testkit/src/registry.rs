@@ -1,0 +1,502 @@
+//! A CNCF distribution 2.8 registry (`docker-registry serve`) on a free
+//! loopback port, with its config, storage, certificates and log in a
+//! temporary directory that is removed when the [`Registry`] is dropped.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tempfile::TempDir;
+
+use crate::certs::{TlsFiles, make_signing_files, make_tls_files, random_hex};
+use crate::client::RegistryClient;
+use crate::error::{Error, Result, io_error};
+use crate::process::{file_tail, run_with_input, spawn_tied_to_process, stop};
+use crate::token_server::{ISSUER, SERVICE, TokenServer};
+
+/// How long a start waits for `GET /v2/` to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often a start picks a new port when another process took the old one.
+const START_ATTEMPTS: usize = 5;
+/// How long a stop waits after SIGTERM before it sends SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Token lifetime unless [`RegistryBuilder::token_lifetime`] sets another.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+
+/// How clients authenticate to a [`Registry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// No authentication.
+    Anonymous,
+    /// HTTP Basic against a bcrypt htpasswd file.
+    Htpasswd,
+    /// Bearer tokens from the test kit's token server.
+    Token,
+}
+
+#[derive(Debug, Clone)]
+enum AuthSetup {
+    Anonymous,
+    Htpasswd {
+        user: String,
+        pass: String,
+    },
+    Token {
+        credentials: Option<(String, String)>,
+    },
+}
+
+/// Options of a [`Registry`]; start one with [`RegistryBuilder::start`].
+#[derive(Debug, Clone)]
+pub struct RegistryBuilder {
+    tls: bool,
+    auth: AuthSetup,
+    token_lifetime: Duration,
+    conflict: Option<&'static str>,
+}
+
+impl RegistryBuilder {
+    /// Serves HTTPS with a certificate from a CA made for this registry.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Demands HTTP Basic credentials, checked against a bcrypt htpasswd
+    /// file (the only hash distribution accepts). Works over plain HTTP too.
+    pub fn htpasswd(self, user: &str, pass: &str) -> Self {
+        self.with_auth(AuthSetup::Htpasswd {
+            user: user.to_owned(),
+            pass: pass.to_owned(),
+        })
+    }
+
+    /// Demands Bearer tokens, which the token server issues to `user`/`pass`.
+    pub fn token(self, user: &str, pass: &str) -> Self {
+        self.with_auth(AuthSetup::Token {
+            credentials: Some((user.to_owned(), pass.to_owned())),
+        })
+    }
+
+    /// Demands Bearer tokens, which the token server issues to anyone.
+    pub fn anonymous_token(self) -> Self {
+        self.with_auth(AuthSetup::Token { credentials: None })
+    }
+
+    /// Sets the lifetime of issued tokens (whole seconds, at least one).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    fn with_auth(mut self, auth: AuthSetup) -> Self {
+        if !matches!(self.auth, AuthSetup::Anonymous) {
+            self.conflict = Some("distribution allows only one auth provider");
+        }
+        self.auth = auth;
+        self
+    }
+
+    /// Creates the directory, certificates and auth files, starts the
+    /// registry (and token server) and waits until `GET /v2/` answers.
+    pub fn start(self) -> Result<Registry> {
+        if let Some(reason) = self.conflict {
+            return Err(Error::InvalidSetup(format!(
+                "htpasswd and token auth cannot be combined: {reason}"
+            )));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-registry-")
+            .tempdir()
+            .map_err(io_error(
+                "create temporary directory in",
+                std::env::temp_dir(),
+            ))?;
+        let tls = self.make_tls(dir.path())?;
+        let (auth_yaml, token_server) = self.make_auth(dir.path())?;
+        let (child, port) = start_with_free_port(dir.path(), tls.as_ref(), &auth_yaml)?;
+        Registry::assemble(self, dir, tls, token_server, child, port)
+    }
+
+    fn make_tls(&self, dir: &Path) -> Result<Option<TlsFiles>> {
+        self.tls
+            .then(|| make_tls_files(&dir.join("certs")))
+            .transpose()
+    }
+
+    /// Writes the auth files, starts the token server when needed, and
+    /// returns the `auth:` section of the config.
+    fn make_auth(&self, dir: &Path) -> Result<(String, Option<TokenServer>)> {
+        match &self.auth {
+            AuthSetup::Anonymous => Ok((String::new(), None)),
+            AuthSetup::Htpasswd { user, pass } => {
+                let path = write_htpasswd(&dir.join("auth"), user, pass)?;
+                let yaml = format!(
+                    "auth:\n  htpasswd:\n    realm: hoist-testkit\n    path: {}\n",
+                    yaml_path(&path)
+                );
+                Ok((yaml, None))
+            }
+            AuthSetup::Token { credentials } => {
+                let signing = make_signing_files(&dir.join("token"))?;
+                let server =
+                    TokenServer::start(&signing, credentials.clone(), self.token_lifetime)?;
+                let yaml = format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                    yaml_string(server.realm()),
+                    yaml_path(&signing.cert)
+                );
+                Ok((yaml, Some(server)))
+            }
+        }
+    }
+}
+
+/// A running registry. Dropping it stops the process (SIGTERM, then
+/// SIGKILL), stops the token server and removes its directory; that also
+/// happens when a test panics, because `Drop` runs during unwinding.
+///
+/// The process is also killed when the test process dies without unwinding
+/// (SIGKILL, abort), but its directory then stays in the temporary directory.
+pub struct Registry {
+    child: Child,
+    token_server: Option<TokenServer>,
+    auth: AuthKind,
+    host: String,
+    url: String,
+    tls: Option<TlsFiles>,
+    credentials: Option<(String, String)>,
+    auth_file: Option<PathBuf>,
+    storage: PathBuf,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Registry")
+            .field("url", &self.url)
+            .field("auth", &self.auth)
+            .field("pid", &self.child.id())
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Returns a builder; `Registry::builder().start()` gives a plain
+    /// anonymous HTTP registry.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder {
+            tls: false,
+            auth: AuthSetup::Anonymous,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            conflict: None,
+        }
+    }
+
+    fn assemble(
+        builder: RegistryBuilder,
+        dir: TempDir,
+        tls: Option<TlsFiles>,
+        token_server: Option<TokenServer>,
+        child: Child,
+        port: u16,
+    ) -> Result<Self> {
+        let host = format!("127.0.0.1:{port}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (auth, credentials) = match builder.auth {
+            AuthSetup::Anonymous => (AuthKind::Anonymous, None),
+            AuthSetup::Htpasswd { user, pass } => (AuthKind::Htpasswd, Some((user, pass))),
+            AuthSetup::Token { credentials } => (AuthKind::Token, credentials),
+        };
+        let mut registry = Self {
+            child,
+            token_server,
+            auth,
+            url: format!("{scheme}://{host}"),
+            host,
+            tls,
+            credentials,
+            auth_file: None,
+            storage: dir.path().join("storage"),
+            log: dir.path().join("registry.log"),
+            dir,
+        };
+        registry.auth_file = registry.write_auth_file()?;
+        tracing::info!(url = %registry.url, auth = ?registry.auth, pid = registry.pid(), "registry started");
+        Ok(registry)
+    }
+
+    /// Writes a containers-auth.json with the credentials, for the
+    /// `--authfile` options of skopeo and buildah, so that no password
+    /// appears on a command line.
+    fn write_auth_file(&self) -> Result<Option<PathBuf>> {
+        let Some((user, pass)) = &self.credentials else {
+            return Ok(None);
+        };
+        let path = self.dir.path().join("auth.json");
+        let auth = STANDARD.encode(format!("{user}:{pass}"));
+        let json = serde_json::json!({ "auths": { self.host.clone(): { "auth": auth } } });
+        fs::write(&path, json.to_string()).map_err(io_error("write", &path))?;
+        Ok(Some(path))
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of image references.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Returns `host/name`, an image reference in this registry.
+    pub fn reference(&self, name: &str) -> String {
+        format!("{}/{name}", self.host)
+    }
+
+    /// PEM certificate of the test CA, for TLS registries.
+    pub fn ca_cert(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|tls| tls.ca_cert.as_path())
+    }
+
+    /// A directory holding only `ca.crt`, for `--cert-dir` of skopeo and
+    /// buildah, for TLS registries.
+    pub fn cert_dir(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|tls| tls.trust_dir.as_path())
+    }
+
+    /// User name and password, for registries with htpasswd or token auth.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        self.credentials
+            .as_ref()
+            .map(|(user, pass)| (user.as_str(), pass.as_str()))
+    }
+
+    /// A containers-auth.json (the format of `--authfile`) with the
+    /// credentials, when the registry has any.
+    pub fn auth_file(&self) -> Option<&Path> {
+        self.auth_file.as_deref()
+    }
+
+    /// How clients authenticate.
+    pub fn auth_kind(&self) -> AuthKind {
+        self.auth
+    }
+
+    /// The root of the filesystem storage driver. Blobs are at
+    /// `docker/registry/v2/blobs/sha256/<first two hex digits>/<hex>/data`.
+    pub fn storage_dir(&self) -> &Path {
+        &self.storage
+    }
+
+    /// The directory holding config, storage, certificates and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The registry's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The process id of `docker-registry`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The token server's URL, for registries with token auth.
+    pub fn token_realm(&self) -> Option<&str> {
+        self.token_server.as_ref().map(TokenServer::realm)
+    }
+
+    /// The number of tokens the token server has issued (0 without one).
+    pub fn tokens_issued(&self) -> u64 {
+        self.token_server
+            .as_ref()
+            .map_or(0, TokenServer::tokens_issued)
+    }
+
+    /// Sets the lifetime of the tokens issued from now on (whole seconds).
+    /// Does nothing for registries without token auth.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        if let Some(server) = &self.token_server {
+            server.set_lifetime(lifetime);
+        }
+    }
+
+    /// Returns an HTTP client that trusts this registry's CA and answers
+    /// its auth challenges with its credentials.
+    pub fn client(&self) -> Result<RegistryClient> {
+        RegistryClient::new(&self.url, self.ca_cert(), self.credentials())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        stop(&mut self.child, STOP_GRACE);
+        self.token_server = None;
+        tracing::debug!(url = %self.url, "registry stopped");
+    }
+}
+
+/// Writes a bcrypt htpasswd file with one user. The password goes to
+/// `htpasswd -i` on standard input, never onto a command line. Cost 5 keeps
+/// each login check fast.
+fn write_htpasswd(dir: &Path, user: &str, pass: &str) -> Result<PathBuf> {
+    if user.contains(':') || user.is_empty() {
+        return Err(Error::InvalidSetup(format!(
+            "invalid htpasswd user name {user:?}: it must be non-empty and contain no ':'"
+        )));
+    }
+    fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
+    let path = dir.join("htpasswd");
+    let mut command = std::process::Command::new("htpasswd");
+    command
+        .args(["-B", "-C", "5", "-i", "-c"])
+        .arg(&path)
+        .arg(user);
+    run_with_input(&mut command, pass.as_bytes())?;
+    Ok(path)
+}
+
+/// Starts the registry on a free port, trying another port when the chosen
+/// one was taken between finding it and the registry binding it.
+fn start_with_free_port(
+    dir: &Path,
+    tls: Option<&TlsFiles>,
+    auth_yaml: &str,
+) -> Result<(Child, u16)> {
+    let mut attempt = 1;
+    loop {
+        let port = free_port()?;
+        let config = dir.join("config.yml");
+        let yaml = config_yaml(dir, port, tls, auth_yaml)?;
+        fs::write(&config, yaml).map_err(io_error("write", &config))?;
+        let result = spawn_and_wait(dir, &config, port, tls);
+        match result {
+            Err(Error::RegistryExited { log_tail, .. })
+                if log_tail.contains("address already in use") && attempt < START_ATTEMPTS =>
+            {
+                tracing::warn!(port, attempt, "port was taken during start-up; retrying");
+                attempt += 1;
+            }
+            other => return other.map(|child| (child, port)),
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io_error("bind", "127.0.0.1:0"))?;
+    let address = listener
+        .local_addr()
+        .map_err(io_error("get address of", "127.0.0.1:0"))?;
+    Ok(address.port())
+}
+
+fn config_yaml(dir: &Path, port: u16, tls: Option<&TlsFiles>, auth_yaml: &str) -> Result<String> {
+    let mut yaml = String::new();
+    let storage = dir.join("storage");
+    // Writing into a String cannot fail.
+    let _ = write!(
+        yaml,
+        "version: 0.1\n\
+         log:\n  level: info\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
+         \x20 cache:\n    blobdescriptor: inmemory\n\
+         \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: {secret}\n",
+        storage = yaml_path(&storage),
+        secret = random_hex()?,
+    );
+    if let Some(tls) = tls {
+        let _ = write!(
+            yaml,
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            yaml_path(&tls.server_cert),
+            yaml_path(&tls.server_key)
+        );
+    }
+    yaml.push_str(auth_yaml);
+    Ok(yaml)
+}
+
+/// Quotes a path for YAML; a JSON string is a valid YAML scalar.
+fn yaml_path(path: &Path) -> String {
+    yaml_string(&path.to_string_lossy())
+}
+
+fn yaml_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+fn spawn_and_wait(dir: &Path, config: &Path, port: u16, tls: Option<&TlsFiles>) -> Result<Child> {
+    let log_path = dir.join("registry.log");
+    let log = fs::File::create(&log_path).map_err(io_error("create", &log_path))?;
+    let log_for_stderr = log.try_clone().map_err(io_error("duplicate", &log_path))?;
+    let args = [OsStr::new("serve"), config.as_os_str()];
+    let mut child = spawn_tied_to_process("docker-registry", &args, |command| {
+        // REGISTRY_* variables override the config file; a caller's
+        // environment must not change the test registry.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("REGISTRY_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_for_stderr);
+    })?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://127.0.0.1:{port}");
+    match wait_until_ready(&mut child, &url, tls, &log_path) {
+        Ok(()) => Ok(child),
+        Err(error) => {
+            stop(&mut child, STOP_GRACE);
+            Err(error)
+        }
+    }
+}
+
+/// Polls `GET /v2/` until it returns 200 (anonymous) or 401 (auth enabled).
+fn wait_until_ready(
+    child: &mut Child,
+    url: &str,
+    tls: Option<&TlsFiles>,
+    log: &Path,
+) -> Result<()> {
+    let agent = crate::client::agent(tls.map(|tls| tls.ca_cert.as_path()))?;
+    let probe = format!("{url}/v2/");
+    let started = Instant::now();
+    while started.elapsed() < READY_TIMEOUT {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::RegistryExited {
+                url: url.to_owned(),
+                status,
+                log_tail: file_tail(log),
+            });
+        }
+        if let Ok(response) = agent.get(&probe).call()
+            && matches!(response.status().as_u16(), 200 | 401)
+        {
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    Err(Error::RegistryNotReady {
+        url: url.to_owned(),
+        seconds: READY_TIMEOUT.as_secs(),
+        log_tail: file_tail(log),
+    })
+}
