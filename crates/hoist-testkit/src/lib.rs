@@ -17,14 +17,25 @@
 
 mod certs;
 pub mod client;
+mod dates;
 mod error;
+pub mod images;
 mod process;
 mod registry;
 mod token_server;
+pub mod tools;
 
 pub use client::{HttpResponse, RegistryClient};
 pub use error::{Error, Result};
+pub use images::{
+    BaseImage, BaseImageFiles, ManifestForm, PushedImage, base_image, push_base_image,
+    push_base_images,
+};
 pub use registry::{AuthKind, Registry, RegistryBuilder};
+pub use tools::{
+    ImageSource, RegistryAccess, skopeo_inspect_config, skopeo_inspect_raw, skopeo_push,
+    unpack_image,
+};
 
 /// Returns the SHA-256 digest of `bytes` as `sha256:<hex>`.
 pub fn sha256_digest(bytes: &[u8]) -> String {

@@ -200,7 +200,8 @@ struct TokenResponse {
     token: String,
     access_token: String,
     expires_in: u64,
-    issued_at: u64,
+    /// RFC 3339, as distribution and containers/image parse it.
+    issued_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
 }
@@ -346,7 +347,7 @@ fn issue(grant: &Grant, state: &State) -> std::result::Result<String, Rejection>
         token: token.clone(),
         access_token: token,
         expires_in: lifetime,
-        issued_at: now,
+        issued_at: crate::dates::rfc3339(now),
         refresh_token,
     };
     serde_json::to_string(&response).map_err(|error| Rejection::Internal(error.to_string()))
