@@ -15,8 +15,10 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod buildah;
 mod certs;
 pub mod client;
+pub mod compare;
 mod dates;
 mod error;
 pub mod images;
@@ -25,7 +27,12 @@ mod registry;
 mod token_server;
 pub mod tools;
 
+pub use buildah::{Buildah, StorageDriver};
 pub use client::{HttpResponse, RegistryClient};
+pub use compare::{
+    Aspect, Difference, DifferenceKind, Differences, Exception, FileKind, compare_rootfs,
+    compare_rootfs_except,
+};
 pub use error::{Error, Result};
 pub use images::{
     BaseImage, BaseImageFiles, ManifestForm, PushedImage, base_image, push_base_image,

@@ -59,6 +59,7 @@ pub struct RegistryBuilder {
     tls: bool,
     auth: AuthSetup,
     token_lifetime: Duration,
+    exact_token_expiry: bool,
     conflict: Option<&'static str>,
 }
 
@@ -93,6 +94,17 @@ impl RegistryBuilder {
     /// Sets the lifetime of issued tokens (whole seconds, at least one).
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Makes the registry reject a token as soon as its lifetime has passed.
+    ///
+    /// Distribution 2.8 accepts a token for 60 s past its `exp` claim (the
+    /// leeway for clock skew), so this backdates `exp` by those 60 s while
+    /// `expires_in` still states the lifetime. Useful for tests of a token
+    /// that expires during a push.
+    pub fn exact_token_expiry(mut self) -> Self {
+        self.exact_token_expiry = true;
         self
     }
 
@@ -146,8 +158,12 @@ impl RegistryBuilder {
             }
             AuthSetup::Token { credentials } => {
                 let signing = make_signing_files(&dir.join("token"))?;
-                let server =
-                    TokenServer::start(&signing, credentials.clone(), self.token_lifetime)?;
+                let server = TokenServer::start(
+                    &signing,
+                    credentials.clone(),
+                    self.token_lifetime,
+                    self.exact_token_expiry,
+                )?;
                 let yaml = format!(
                     "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
                     yaml_string(server.realm()),
@@ -199,6 +215,7 @@ impl Registry {
             tls: false,
             auth: AuthSetup::Anonymous,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            exact_token_expiry: false,
             conflict: None,
         }
     }

@@ -29,6 +29,10 @@ pub(crate) const ISSUER: &str = "hoist-testkit-token-issuer";
 /// The `service` of the registry and the `aud` claim of every token.
 pub(crate) const SERVICE: &str = "hoist-testkit-registry";
 
+/// The leeway distribution 2.8 allows past a token's `exp` claim, for clock
+/// skew. Measured with a 1 s token: the registry accepted it for 60.7 s.
+pub(crate) const REGISTRY_EXPIRY_LEEWAY: u64 = 60;
+
 /// A running token server on a free loopback port. Dropping it stops it.
 pub(crate) struct TokenServer {
     server: Arc<Server>,
@@ -43,6 +47,8 @@ struct State {
     x5c: String,
     credentials: Option<(String, String)>,
     lifetime_seconds: AtomicU64,
+    /// Whether `exp` is backdated by [`REGISTRY_EXPIRY_LEEWAY`].
+    exact_expiry: bool,
     tokens_issued: AtomicU64,
     /// Refresh tokens handed out so far, each with the user it belongs to.
     refresh_tokens: Mutex<HashMap<String, String>>,
@@ -59,12 +65,17 @@ struct Grant {
 impl TokenServer {
     /// Starts a server that signs with `signing` and demands `credentials`
     /// (anonymous tokens for everyone when `None`).
+    /// With `exact_expiry`, the `exp` claim is backdated by the registry's
+    /// leeway, so that the registry rejects a token once `lifetime` passed.
     pub(crate) fn start(
         signing: &SigningFiles,
         credentials: Option<(String, String)>,
         lifetime: Duration,
+        exact_expiry: bool,
     ) -> Result<Self> {
-        let state = Arc::new(State::load(signing, credentials, lifetime)?);
+        let mut state = State::load(signing, credentials, lifetime)?;
+        state.exact_expiry = exact_expiry;
+        let state = Arc::new(state);
         let server = Server::http("127.0.0.1:0").map_err(|error| Error::TokenServer {
             reason: format!("cannot listen on 127.0.0.1: {error}"),
         })?;
@@ -145,6 +156,7 @@ impl State {
             x5c,
             credentials,
             lifetime_seconds: AtomicU64::new(lifetime.as_secs().max(1)),
+            exact_expiry: false,
             tokens_issued: AtomicU64::new(0),
             refresh_tokens: Mutex::new(HashMap::new()),
         })
@@ -314,6 +326,11 @@ fn issue(grant: &Grant, state: &State) -> std::result::Result<String, Rejection>
         .map_err(|error| Rejection::Internal(error.to_string()))?
         .as_secs();
     let lifetime = state.lifetime();
+    let expires = if state.exact_expiry {
+        (now + lifetime).saturating_sub(REGISTRY_EXPIRY_LEEWAY)
+    } else {
+        now + lifetime
+    };
     let access: Vec<_> = grant
         .scopes
         .iter()
@@ -323,7 +340,7 @@ fn issue(grant: &Grant, state: &State) -> std::result::Result<String, Rejection>
         "iss": ISSUER,
         "sub": grant.subject,
         "aud": grant.service,
-        "exp": now + lifetime,
+        "exp": expires,
         "nbf": now.saturating_sub(10),
         "iat": now,
         "jti": random_hex().map_err(|error| Rejection::Internal(error.to_string()))?,
