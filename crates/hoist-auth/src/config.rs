@@ -83,12 +83,12 @@ struct ConfigDocument {
     cred_helpers: Option<OrderedMap<String>>,
 }
 
-/// What a credential file says about one registry.
+/// The source that a credential file names for one registry.
 #[derive(Debug)]
-pub(crate) enum FileAnswer {
+pub(crate) enum FileLookup {
     /// `credHelpers` names a helper for the registry.
     Helper { helper: String },
-    /// An `auths` entry holds the credential itself.
+    /// An `auths` entry contains the credential itself.
     Entry { key: String, credential: Credential },
     /// `credsStore` names the default helper.
     Store { helper: String },
@@ -134,40 +134,40 @@ impl ConfigFile {
         &self.path
     }
 
-    /// Finds what the file says about `registry`: a `credHelpers` entry first, then an
-    /// `auths` entry that holds a credential, then `credsStore`.
+    /// Looks up the source for `registry` in this file: a `credHelpers` entry first, then an
+    /// `auths` entry that contains a credential, then `credsStore`.
     ///
     /// Docker consults `credsStore` before `auths`, but when a store is set Docker leaves
     /// only empty placeholders in `auths`. An entry that does hold a credential was written
     /// on purpose (by hoist-login or by hand), so hoist lets it win. The
     /// `docker_credential` crate uses the same order.
-    pub(crate) fn answer_for(&self, registry: &str) -> Result<Option<FileAnswer>, Error> {
-        if let Some(answer) = self.helper_for(registry) {
-            return Ok(Some(answer));
+    pub(crate) fn lookup(&self, registry: &str) -> Result<Option<FileLookup>, Error> {
+        if let Some(lookup) = self.helper_for(registry) {
+            return Ok(Some(lookup));
         }
-        if let Some(answer) = self.entry_for(registry)? {
-            return Ok(Some(answer));
+        if let Some(lookup) = self.entry_for(registry)? {
+            return Ok(Some(lookup));
         }
         Ok(self
             .document
             .creds_store
             .as_ref()
             .filter(|helper| !helper.is_empty())
-            .map(|helper| FileAnswer::Store {
+            .map(|helper| FileLookup::Store {
                 helper: helper.clone(),
             }))
     }
 
-    fn helper_for(&self, registry: &str) -> Option<FileAnswer> {
+    fn helper_for(&self, registry: &str) -> Option<FileLookup> {
         let helpers = self.document.cred_helpers.as_ref()?;
         let key = find_key(helpers.keys(), registry)?;
         let helper = helpers.get(key).filter(|helper| !helper.is_empty())?;
-        Some(FileAnswer::Helper {
+        Some(FileLookup::Helper {
             helper: helper.clone(),
         })
     }
 
-    fn entry_for(&self, registry: &str) -> Result<Option<FileAnswer>, Error> {
+    fn entry_for(&self, registry: &str) -> Result<Option<FileLookup>, Error> {
         let Some(auths) = self.document.auths.as_ref() else {
             return Ok(None);
         };
@@ -178,7 +178,7 @@ impl ConfigFile {
             return Ok(None);
         };
         let credential = self.decode_entry(key, entry)?;
-        Ok(credential.map(|credential| FileAnswer::Entry {
+        Ok(credential.map(|credential| FileLookup::Entry {
             key: key.to_owned(),
             credential,
         }))
@@ -245,8 +245,8 @@ mod tests {
     }
 
     fn credential_for(text: &str, registry: &str) -> Option<Credential> {
-        match parse(text).answer_for(registry).unwrap() {
-            Some(FileAnswer::Entry { credential, .. }) => Some(credential),
+        match parse(text).lookup(registry).unwrap() {
+            Some(FileLookup::Entry { credential, .. }) => Some(credential),
             _ => None,
         }
     }
@@ -322,11 +322,11 @@ mod tests {
     fn empty_entry_falls_through_to_store() {
         let text = r#"{"auths": {"r.example": {}}, "credsStore": "desktop"}"#;
 
-        let answer = parse(text).answer_for("r.example").unwrap();
+        let lookup = parse(text).lookup("r.example").unwrap();
 
         assert!(
-            matches!(answer, Some(FileAnswer::Store { ref helper }) if helper == "desktop"),
-            "{answer:?}"
+            matches!(lookup, Some(FileLookup::Store { ref helper }) if helper == "desktop"),
+            "{lookup:?}"
         );
     }
 
@@ -335,11 +335,11 @@ mod tests {
         let text = r#"{"auths": {"r.example": {"auth": "YWxpY2U6cGE6c3M="}},
             "credHelpers": {"r.example": "ecr-login"}}"#;
 
-        let answer = parse(text).answer_for("https://r.example/").unwrap();
+        let lookup = parse(text).lookup("https://r.example/").unwrap();
 
         assert!(
-            matches!(answer, Some(FileAnswer::Helper { ref helper, .. }) if helper == "ecr-login"),
-            "{answer:?}"
+            matches!(lookup, Some(FileLookup::Helper { ref helper, .. }) if helper == "ecr-login"),
+            "{lookup:?}"
         );
     }
 
@@ -354,22 +354,22 @@ mod tests {
     }
 
     #[test]
-    fn no_answer_for_other_registry() {
+    fn no_lookup_other_registry() {
         let text = r#"{"auths": {"r.example": {"auth": "YWxpY2U6cGE6c3M="}}}"#;
 
-        assert!(parse(text).answer_for("other.example").unwrap().is_none());
+        assert!(parse(text).lookup("other.example").unwrap().is_none());
     }
 
     #[test]
     fn empty_file_has_no_answer() {
-        assert!(parse("  \n").answer_for("r.example").unwrap().is_none());
+        assert!(parse("  \n").lookup("r.example").unwrap().is_none());
     }
 
     #[test]
     fn invalid_base64_names_file_and_key() {
         let text = r#"{"auths": {"r.example": {"auth": "not*base64"}}}"#;
 
-        let err = parse(text).answer_for("r.example").unwrap_err();
+        let err = parse(text).lookup("r.example").unwrap_err();
         let message = err.to_string();
 
         assert!(matches!(err, Error::InvalidBase64 { .. }), "{err:?}");
@@ -383,7 +383,7 @@ mod tests {
         // "alice" in base64.
         let text = r#"{"auths": {"r.example": {"auth": "YWxpY2U="}}}"#;
 
-        let err = parse(text).answer_for("r.example").unwrap_err();
+        let err = parse(text).lookup("r.example").unwrap_err();
 
         assert!(matches!(err, Error::InvalidAuthText { .. }), "{err:?}");
     }

@@ -63,7 +63,7 @@ pub enum Credential {
         /// The password.
         password: Secret,
     },
-    /// An OAuth2 refresh token (`identitytoken` in `config.json`, or a helper's answer
+    /// An OAuth2 refresh token (`identitytoken` in `config.json`, or a helper's response
     /// with the user name `<token>`), exchanged at the registry's token server for an
     /// access token. Azure Container Registry hands these out.
     IdentityToken {

@@ -1,6 +1,6 @@
 //! The errors of reading and writing credential files.
 //!
-//! No variant holds a password, token or `auth` value: messages name the file, the
+//! No variant contains a password, token or `auth` value: messages name the file, the
 //! registry key, the field and the position instead.
 
 use std::io;
@@ -59,7 +59,7 @@ pub enum Error {
         path: PathBuf,
         /// The `auths` key.
         key: String,
-        /// What is wrong with the decoded text.
+        /// The problem with the decoded text.
         reason: &'static str,
     },
 
@@ -72,7 +72,7 @@ pub enum Error {
         path: PathBuf,
         /// `credHelpers` or `credsStore`.
         config_field: &'static str,
-        /// What went wrong with the helper.
+        /// The helper's failure.
         source: HelperError,
     },
 
@@ -81,14 +81,14 @@ pub enum Error {
     InvalidRegistry {
         /// The registry name as given.
         registry: String,
-        /// What is wrong with it.
+        /// The problem with the value.
         reason: &'static str,
     },
 
     /// The user name cannot be stored in an `auth` field.
     #[error("invalid user name: {reason}")]
     InvalidUsername {
-        /// What is wrong with it.
+        /// The problem with the value.
         reason: &'static str,
     },
 

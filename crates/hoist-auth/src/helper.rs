@@ -30,8 +30,8 @@ const MAX_MESSAGE_CHARS: usize = 200;
 /// How often a running helper is polled for its exit.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// A failure of a credential helper. It never holds the helper's standard output when the
-/// helper succeeded, because that output contains the secret.
+/// A failure of a credential helper. It never contains the helper's standard output when
+/// the helper succeeded, because that output contains the secret.
 #[derive(Debug, thiserror::Error)]
 pub enum HelperError {
     /// The helper program is not on `PATH`.
@@ -78,7 +78,7 @@ pub enum HelperError {
     InvalidOutput {
         /// The program name.
         program: String,
-        /// What is wrong, without quoting the output.
+        /// The parse error's kind and position, without quoting the output.
         reason: String,
     },
 }
@@ -91,9 +91,10 @@ struct HelperResponse {
 }
 
 /// Runs `docker-credential-<name> get` for `server` and returns its credential, or `None`
-/// when the helper reports that it holds none.
+/// when the helper reports that it has none.
 ///
-/// `path_var` is the `PATH` the helper is looked up in; `None` keeps this process's.
+/// The helper is looked up in `path_var` as `PATH`, or in this process's `PATH` when it is
+/// `None`.
 pub(crate) fn get_credential(
     name: &str,
     server: &str,
@@ -106,7 +107,7 @@ pub(crate) fn get_credential(
     if !output.status.success() {
         let message = helper_message(&output);
         if message.contains(NOT_FOUND_MESSAGE) {
-            tracing::debug!(%program, server, "credential helper holds no credential");
+            tracing::debug!(%program, server, "credential helper found no credential");
             return Ok(None);
         }
         return Err(HelperError::Failed {

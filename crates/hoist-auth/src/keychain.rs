@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{ConfigFile, FileAnswer};
+use crate::config::{ConfigFile, FileLookup};
 use crate::credential::Credential;
 use crate::error::Error;
 use crate::helper;
@@ -62,12 +62,12 @@ impl fmt::Display for Source {
     }
 }
 
-/// The answer for one registry: where it came from, and the credential, which is `None`
-/// when a helper answered that it holds none (the registry is then used anonymously, as
+/// The result of a lookup for one registry: the source, and the credential, which is `None`
+/// when a helper reported that it has none (the registry is then used anonymously, as
 /// Docker does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    /// The source that answered.
+    /// The source that matched the registry.
     pub source: Source,
     /// The credential, if the source had one.
     pub credential: Option<Credential>,
@@ -75,7 +75,7 @@ pub struct Resolved {
 
 /// The ordered list of credential files consulted for a registry.
 ///
-/// The first file that has an answer for the registry (a `credHelpers` entry, an `auths`
+/// The first file that names a source for the registry (a `credHelpers` entry, an `auths`
 /// entry with a credential, or a `credsStore`) decides. Missing files are skipped.
 #[derive(Debug, Clone)]
 pub struct Keychain {
@@ -126,15 +126,15 @@ impl Keychain {
     }
 
     /// Finds the credential for `registry`, running a credential helper where a file names
-    /// one. Returns `None` when no file has an answer.
+    /// one. Returns `None` when no file names a source for it.
     pub fn resolve(&self, registry: &str) -> Result<Option<Resolved>, Error> {
         for path in &self.files {
             let Some(file) = ConfigFile::read(path)? else {
                 tracing::debug!(path = %path.display(), "credential file not found");
                 continue;
             };
-            if let Some(answer) = file.answer_for(registry)? {
-                let resolved = self.complete(&file, registry, answer)?;
+            if let Some(lookup) = file.lookup(registry)? {
+                let resolved = self.complete(&file, registry, lookup)?;
                 tracing::debug!(
                     registry,
                     source = %resolved.source,
@@ -155,29 +155,30 @@ impl Keychain {
             .and_then(|resolved| resolved.credential))
     }
 
-    /// Runs the helper of a helper or store answer; entries are already complete.
+    /// Runs the helper that a `credHelpers` or `credsStore` lookup names. An `auths` entry
+    /// is already complete.
     fn complete(
         &self,
         file: &ConfigFile,
         registry: &str,
-        answer: FileAnswer,
+        lookup: FileLookup,
     ) -> Result<Resolved, Error> {
         let path = file.path().to_owned();
-        let (source, config_field, name) = match answer {
-            FileAnswer::Entry { key, credential } => {
+        let (source, config_field, name) = match lookup {
+            FileLookup::Entry { key, credential } => {
                 return Ok(Resolved {
                     source: Source::FileEntry { path, key },
                     credential: Some(credential),
                 });
             }
-            FileAnswer::Helper { helper } => {
+            FileLookup::Helper { helper } => {
                 let source = Source::Helper {
                     path: path.clone(),
                     name: helper.clone(),
                 };
                 (source, "credHelpers", helper)
             }
-            FileAnswer::Store { helper } => {
+            FileLookup::Store { helper } => {
                 let source = Source::Store {
                     path: path.clone(),
                     name: helper.clone(),

@@ -1,7 +1,7 @@
 //! Finding the credential files the way Docker and podman do.
 //!
 //! The environment is passed in as an [`Environment`] value, not read from the process,
-//! so that callers and tests choose what the lookup sees.
+//! so that callers and tests choose the variables the lookup reads.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};

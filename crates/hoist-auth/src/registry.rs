@@ -51,8 +51,11 @@ pub fn same_registry(key: &str, registry: &str) -> bool {
     registry_host(key) == registry_host(registry)
 }
 
-/// Picks the key that answers for `registry` among `keys`: an exact match first, otherwise
+/// Picks the key for `registry` among `keys`: an exact match first, otherwise
 /// the first key (in file order) that names the same host.
+// TODO: podman also accepts repository keys such as `quay.io/team` and picks the longest
+// one that prefixes the image; hoist looks up registries, not images, so it matches such
+// keys by host only.
 pub(crate) fn find_key<'a>(
     keys: impl IntoIterator<Item = &'a str> + Clone,
     registry: &str,

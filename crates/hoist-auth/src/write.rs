@@ -67,7 +67,7 @@ pub struct ConfigEditor {
 }
 
 impl ConfigEditor {
-    /// Loads `path` for editing. A missing or empty file is an empty configuration; a file
+    /// Loads `path` for editing. A missing or empty file is an empty configuration. A file
     /// that is not a JSON object is an error, so that it is never overwritten.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
@@ -359,8 +359,7 @@ fn write_temp_file(
         .permissions(Permissions::from_mode(FILE_MODE))
         .tempfile_in(dir)
         .map_err(write_error(target, "create a temporary file"))?;
-    // The process umask may have narrowed the mode further, but never widened it; set it
-    // exactly so that the result does not depend on the umask.
+    // Set the mode exactly, because the process umask may have narrowed it further.
     temp.as_file()
         .set_permissions(Permissions::from_mode(FILE_MODE))
         .map_err(write_error(target, "set the mode of the temporary file"))?;
