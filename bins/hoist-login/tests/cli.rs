@@ -1,0 +1,406 @@
+//! The `hoist-login` command line, run as a child process with a clean environment.
+
+// Fixture helpers outside `#[test]` functions panic on setup failures too.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin_cmd;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use predicates::prelude::*;
+use serde_json::{Value, json};
+
+/// A temporary home with a Docker config directory under it.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("kaniko").join(".docker")
+    }
+
+    fn config_file(&self) -> PathBuf {
+        self.config_dir().join("config.json")
+    }
+
+    fn write_config(&self, value: &Value) {
+        fs::create_dir_all(self.config_dir()).unwrap();
+        fs::write(
+            self.config_file(),
+            serde_json::to_vec_pretty(value).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn read_config(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.config_file()).unwrap()).unwrap()
+    }
+
+    /// `hoist-login` with only `HOME` and `DOCKER_CONFIG` set.
+    fn command(&self) -> Command {
+        let mut command = cargo_bin_cmd!("hoist-login");
+        command
+            .env_clear()
+            .env("HOME", self.dir.path().join("home"))
+            .env("DOCKER_CONFIG", self.config_dir());
+        command
+    }
+}
+
+fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn assert_text_has_no_secret(text: &str, secret: &str) {
+    assert!(
+        !text.contains(secret),
+        "output contains the secret:\n{text}"
+    );
+    let escaped = secret.escape_debug().to_string();
+    assert!(
+        !text.contains(&escaped),
+        "output contains the secret:\n{text}"
+    );
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn acr_example_matches_hand_written_file() {
+    let fixture = Fixture::new();
+    let existing = json!({
+        "auths": {"other.example": {"auth": "b3RoZXI6cHc="}},
+        "credHelpers": {"gcr.io": "gcloud"},
+        "proxies": {"default": {"httpProxy": "http://proxy.example:3128"}},
+        "x-unknown": [1, {"nested": true}]
+    });
+    fixture.write_config(&existing);
+    let secret = "s3cr3t:with\"quote\\and\nnewline";
+
+    let output = fixture
+        .command()
+        .env("ACR_REGISTRY_SERVER", "myregistry.azurecr.io")
+        .env("ARM_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
+        .env("ARM_CLIENT_SECRET", secret)
+        .args(["myregistry.azurecr.io", "--username-env", "ARM_CLIENT_ID"])
+        .args(["--password-env", "ARM_CLIENT_SECRET"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    let mut expected = existing;
+    expected["auths"]["myregistry.azurecr.io"] = json!({
+        "auth": STANDARD.encode(format!("11111111-2222-3333-4444-555555555555:{secret}"))
+    });
+    assert_eq!(fixture.read_config(), expected);
+    assert_eq!(mode(&fixture.config_file()), 0o600);
+    assert_text_has_no_secret(&output_text(&output), secret);
+}
+
+#[test]
+fn new_config_dir_created_private() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .env("PASS", "pw")
+        .args([
+            "registry.example:5000",
+            "-u",
+            "ci",
+            "--password-env",
+            "PASS",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "auths key \"registry.example:5000\"",
+        ));
+
+    assert_eq!(mode(&fixture.config_dir()), 0o700);
+    assert_eq!(mode(&fixture.config_file()), 0o600);
+}
+
+#[test]
+fn hard_secrets_round_trip() {
+    let secrets = [
+        "pa:ss:word".to_owned(),
+        "quote\"inside".to_owned(),
+        "back\\slash".to_owned(),
+        "line\nbreak".to_owned(),
+        "non-ASCII: päss wörd ✓ 密码".to_owned(),
+        "y".repeat(200),
+    ];
+
+    for secret in secrets {
+        let fixture = Fixture::new();
+        let output = fixture
+            .command()
+            .env("PASS", &secret)
+            .args([
+                "registry.example",
+                "--username",
+                "ci",
+                "--password-env",
+                "PASS",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", output_text(&output));
+
+        let file = fs::File::open(fixture.config_file()).unwrap();
+        let credential =
+            docker_credential::get_credential_from_reader(file, "registry.example").unwrap();
+
+        assert_eq!(
+            credential,
+            docker_credential::DockerCredential::UsernamePassword("ci".into(), secret.clone())
+        );
+        assert_text_has_no_secret(&output_text(&output), &secret);
+    }
+}
+
+#[test]
+fn password_stdin_drops_one_newline() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .args(["registry.example", "-u", "ci", "--password-stdin"])
+        .write_stdin("two\nlines\n")
+        .assert()
+        .success();
+
+    let auth = fixture.read_config()["auths"]["registry.example"]["auth"].clone();
+    assert_eq!(auth, json!(STANDARD.encode("ci:two\nlines")));
+}
+
+#[test]
+fn password_flag_warns() {
+    let fixture = Fixture::new();
+
+    let output = fixture
+        .command()
+        .args(["registry.example", "-u", "ci", "--password", "visible-pw"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("process list"), "{stderr}");
+    assert_text_has_no_secret(&output_text(&output), "visible-pw");
+}
+
+#[test]
+fn missing_variable_named_in_error() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .env("ARM_CLIENT_ID", "id")
+        .args(["registry.example", "--username-env", "ARM_CLIENT_ID"])
+        .args(["--password-env", "ARM_CLIENT_SECRET"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "environment variable ARM_CLIENT_SECRET is not set",
+        ));
+
+    assert!(!fixture.config_file().exists());
+}
+
+#[test]
+fn empty_username_rejected() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .env("ARM_CLIENT_ID", "")
+        .env("PASS", "pw")
+        .args(["registry.example", "--username-env", "ARM_CLIENT_ID"])
+        .args(["--password-env", "PASS"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the user name from environment variable ARM_CLIENT_ID is empty",
+        ));
+}
+
+#[test]
+fn missing_username_rejected() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .env("PASS", "pw")
+        .args(["registry.example", "--password-env", "PASS"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("missing user name"));
+}
+
+#[test]
+fn invalid_json_left_untouched() {
+    let fixture = Fixture::new();
+    fs::create_dir_all(fixture.config_dir()).unwrap();
+    fs::write(fixture.config_file(), "{\"auths\": ").unwrap();
+
+    fixture
+        .command()
+        .env("PASS", "pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("invalid JSON"))
+        .stderr(predicate::str::contains(
+            fixture.config_file().display().to_string(),
+        ));
+
+    assert_eq!(
+        fs::read_to_string(fixture.config_file()).unwrap(),
+        "{\"auths\": "
+    );
+}
+
+#[test]
+fn config_option_overrides_environment() {
+    let fixture = Fixture::new();
+    let other = fixture.dir.path().join("other");
+
+    fixture
+        .command()
+        .env("PASS", "pw")
+        .args([
+            "registry.example",
+            "-u",
+            "ci",
+            "--password-env",
+            "PASS",
+            "--config",
+        ])
+        .arg(&other)
+        .assert()
+        .success();
+
+    assert!(other.join("config.json").exists());
+    assert!(!fixture.config_file().exists());
+}
+
+#[test]
+fn logout_removes_only_that_registry() {
+    let fixture = Fixture::new();
+    fixture.write_config(&json!({
+        "auths": {"https://registry.example/": {"auth": "YTpi"}, "keep.example": {"auth": "YTpi"}},
+        "credsStore": ""
+    }));
+
+    fixture
+        .command()
+        .args(["--logout", "registry.example"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"https://registry.example/\""));
+
+    assert_eq!(
+        fixture.read_config(),
+        json!({"auths": {"keep.example": {"auth": "YTpi"}}, "credsStore": ""})
+    );
+    assert_eq!(mode(&fixture.config_file()), 0o600);
+}
+
+#[test]
+fn logout_with_credentials_rejected() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .args(["--logout", "registry.example", "-u", "ci"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+}
+
+#[test]
+fn show_names_entry_and_user() {
+    let fixture = Fixture::new();
+    let secret = "shown-never-1234";
+    fixture.write_config(&json!({
+        "auths": {"registry.example:5000": {"auth": STANDARD.encode(format!("ci:{secret}"))}}
+    }));
+
+    let output = fixture
+        .command()
+        .args(["--show", "https://registry.example:5000/"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    let text = output_text(&output);
+    assert!(
+        text.contains("auths entry \"registry.example:5000\""),
+        "{text}"
+    );
+    assert!(text.contains("username: ci"), "{text}");
+    assert!(text.contains("credential: password"), "{text}");
+    assert_text_has_no_secret(&text, secret);
+}
+
+#[test]
+fn show_names_helper_from_path() {
+    let fixture = Fixture::new();
+    let bin = fixture.dir.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-vault");
+    fs::write(
+        &helper,
+        "#!/bin/sh\ncat >/dev/null\necho '{\"ServerURL\":\"x\",\"Username\":\"robot\",\"Secret\":\"helper-pw-99\"}'\n",
+    )
+    .unwrap();
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fixture.write_config(&json!({"credHelpers": {"registry.example": "vault"}}));
+
+    let output = fixture
+        .command()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .args(["--show", "registry.example"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    let text = output_text(&output);
+    assert!(
+        text.contains("credential helper docker-credential-vault"),
+        "{text}"
+    );
+    assert!(text.contains("username: robot"), "{text}");
+    assert_text_has_no_secret(&text, "helper-pw-99");
+}
+
+#[test]
+fn show_without_credentials_says_anonymous() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .args(["--show", "registry.example"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("source: none"));
+}
