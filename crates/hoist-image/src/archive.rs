@@ -140,17 +140,11 @@ fn append_layer(
     };
     let mut reader = DigestingReader::new(layer.open().map_err(read_error)?);
     let mut header = file_header(layer.size, 0o644);
-    // The tar builder copies up to the header's size. A shorter blob fails here, and a wrong
-    // digest fails in `check_blob`, so a bad blob never ends in the output.
+    // The tar builder copies what the reader returns whatever the header says, so a blob of
+    // the wrong size or content is caught by `check_blob` and the whole archive discarded.
     builder
         .append_data(&mut header, name, &mut reader)
-        .map_err(|source| {
-            if source.kind() == io::ErrorKind::UnexpectedEof {
-                read_error(source)
-            } else {
-                write_error(path, source)
-            }
-        })?;
+        .map_err(|source| write_error(path, source))?;
     let (digest, size) = reader.finish().map_err(read_error)?;
     check_blob(layer, &digest, size)
 }

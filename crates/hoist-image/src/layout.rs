@@ -44,6 +44,9 @@ pub struct LoadedImage {
 /// The layout is built beside `dir` and renamed into place at the end. An existing `dir` is
 /// replaced only if it is an OCI layout (it has an `oci-layout` file) or empty. Every layer
 /// blob is copied and checked against its digest and size on the way.
+///
+/// NOTE: skopeo 1.9.3 (Debian 12) looks only for OCI-typed manifests in `index.json`, so it
+/// does not find an image written here in [`ManifestFormat::Docker`]; hoist reads both.
 pub fn write_oci_layout(
     image: &Image,
     format: ManifestFormat,
