@@ -109,6 +109,26 @@ impl Layer {
         }
     }
 
+    /// Describes a layer blob that fills the file at `path`, such as one pulled from a
+    /// registry, from its manifest descriptor and the config's diff ID for it.
+    ///
+    /// Fails for media types other than plain, gzip and zstd tar layers in either format.
+    pub fn from_descriptor(
+        descriptor: &Descriptor,
+        diff_id: Digest,
+        path: impl Into<PathBuf>,
+    ) -> Result<Self, MediaTypeError> {
+        let compression = Compression::from_layer_media_type(&descriptor.media_type)?;
+        let digest = descriptor.digest.clone();
+        Ok(Self::from_file(
+            path,
+            compression,
+            digest,
+            descriptor.size,
+            diff_id,
+        ))
+    }
+
     /// Opens the blob for reading: exactly `size` bytes from its location.
     pub fn open(&self) -> io::Result<impl Read + use<>> {
         self.blob.open(self.size)

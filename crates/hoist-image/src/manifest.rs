@@ -9,7 +9,12 @@ use std::collections::BTreeMap;
 use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::media::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::config::ImageConfig;
+use crate::digest::digest_bytes;
+use crate::media::{
+    DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, ManifestFormat, MediaTypeError,
+    OCI_INDEX, OCI_MANIFEST,
+};
 use crate::platform::Platform;
 
 /// Annotation that names an image in an OCI layout's `index.json`.
@@ -130,6 +135,34 @@ pub enum ManifestError {
         /// The platforms the index lists, comma-separated.
         available: String,
     },
+    /// The config blob does not match the manifest's config descriptor.
+    #[error(
+        "config blob has digest {actual} and size {actual_size}, the manifest names {expected} and size {expected_size}"
+    )]
+    ConfigMismatch {
+        /// The digest in the manifest.
+        expected: String,
+        /// The digest of the bytes.
+        actual: String,
+        /// The size in the manifest.
+        expected_size: u64,
+        /// The size of the bytes.
+        actual_size: usize,
+    },
+    /// The config blob is not a valid image config.
+    #[error("invalid image config JSON: {0}")]
+    ConfigJson(serde_json::Error),
+    /// The config lists a different number of diff IDs than the manifest has layers.
+    #[error("the image config lists {diff_ids} diff IDs but the manifest has {layers} layers")]
+    LayerCount {
+        /// Number of `rootfs.diff_ids`.
+        diff_ids: usize,
+        /// Number of layer descriptors.
+        layers: usize,
+    },
+    /// A media type in the manifest that hoist cannot use.
+    #[error(transparent)]
+    MediaType(#[from] MediaTypeError),
 }
 
 #[derive(Deserialize)]
@@ -198,6 +231,41 @@ impl Manifest {
     /// Serializes the manifest to compact JSON, the same bytes for the same manifest.
     pub fn to_json(&self) -> Vec<u8> {
         to_json(self)
+    }
+
+    /// Returns the manifest's format, from its `mediaType` or, when OCI leaves that out, from
+    /// its config's media type.
+    pub fn format(&self) -> Result<ManifestFormat, MediaTypeError> {
+        match self.media_type.as_deref() {
+            Some(media_type) => ManifestFormat::from_manifest_media_type(media_type),
+            None if self.config.media_type == DOCKER_CONFIG => Ok(ManifestFormat::Docker),
+            None => Ok(ManifestFormat::Oci),
+        }
+    }
+
+    /// Checks `bytes` against the config descriptor and parses them as this image's config.
+    ///
+    /// Fails when the digest or size differ, when the JSON is invalid, or when the config's
+    /// `rootfs.diff_ids` and the manifest's layers differ in number.
+    pub fn read_config(&self, bytes: &[u8]) -> Result<ImageConfig, ManifestError> {
+        let actual = digest_bytes(bytes);
+        if actual != self.config.digest || bytes.len() as u64 != self.config.size {
+            return Err(ManifestError::ConfigMismatch {
+                expected: self.config.digest.to_string(),
+                actual: actual.to_string(),
+                expected_size: self.config.size,
+                actual_size: bytes.len(),
+            });
+        }
+        let config = ImageConfig::from_json(bytes).map_err(ManifestError::ConfigJson)?;
+        let diff_ids = config.rootfs.diff_ids.len();
+        if diff_ids != self.layers.len() {
+            return Err(ManifestError::LayerCount {
+                diff_ids,
+                layers: self.layers.len(),
+            });
+        }
+        Ok(config)
     }
 }
 
