@@ -1,5 +1,8 @@
-//! docker-archive tarballs, as `docker save` writes and `docker load`, `podman load` and
-//! `skopeo copy docker-archive:` read them: `manifest.json`, `repositories` and the blobs.
+//! docker-archive tarballs, as `docker save` writes them: `manifest.json`, `repositories` and
+//! the blobs.
+//!
+//! NOTE: the tests check the output with `skopeo copy docker-archive:` only, because neither
+//! podman nor Docker is installed on the test machines.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -140,8 +143,9 @@ fn append_layer(
     };
     let mut reader = DigestingReader::new(layer.open().map_err(read_error)?);
     let mut header = file_header(layer.size, 0o644);
-    // The tar builder copies what the reader returns whatever the header says, so a blob of
-    // the wrong size or content is caught by `check_blob` and the whole archive discarded.
+    // The tar builder copies what the reader returns even when that differs from the header's
+    // size, so `check_blob` catches a blob of the wrong size or content and the archive is
+    // discarded.
     builder
         .append_data(&mut header, name, &mut reader)
         .map_err(|source| write_error(path, source))?;

@@ -88,7 +88,7 @@ fn install_dir(
             })
         }
         Ok(_) => {
-            // After the exchange the temporary directory holds the old output, and dropping
+            // After the exchange the temporary directory contains the old output, and dropping
             // `temporary` removes it.
             renameat_with(CWD, temporary.path(), CWD, target, RenameFlags::EXCHANGE)
                 .map_err(|errno| io_error(io::Error::from(errno)))
@@ -122,7 +122,7 @@ fn parent_dir(target: &Path) -> PathBuf {
     }
 }
 
-/// Returns `.NAME.tmp-`, a hidden prefix that tells what the temporary file belongs to.
+/// Returns `.NAME.tmp-`, a hidden prefix that names the output the temporary file belongs to.
 fn temporary_prefix(target: &Path) -> OsString {
     let mut prefix = OsString::from(".");
     prefix.push(target.file_name().unwrap_or_default());

@@ -20,7 +20,7 @@ pub enum WriteError {
     /// A layer blob could not be read.
     #[error("failed to read layer blob {path}: {source}")]
     ReadBlob {
-        /// The file that holds the blob.
+        /// The file that contains the blob.
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
@@ -30,7 +30,7 @@ pub enum WriteError {
         "layer blob {path} has digest {actual} and size {actual_size}, expected {expected} and size {expected_size}"
     )]
     BlobMismatch {
-        /// The file that holds the blob.
+        /// The file that contains the blob.
         path: PathBuf,
         /// The digest in the layer descriptor.
         expected: String,
@@ -82,21 +82,21 @@ pub enum ReadError {
     Manifest {
         /// The file, or `ARCHIVE:ENTRY` inside a docker-archive.
         path: PathBuf,
-        /// What is wrong with it.
+        /// The reason.
         source: ManifestError,
     },
     /// A descriptor's media type cannot be read.
     #[error("{path}: {source}")]
     MediaType {
-        /// The manifest that holds the descriptor.
+        /// The manifest that contains the descriptor.
         path: PathBuf,
-        /// What is wrong with it.
+        /// The reason.
         source: MediaTypeError,
     },
     /// A blob that a descriptor or `manifest.json` names is missing.
     #[error("missing blob {path}")]
     MissingBlob {
-        /// Where the blob should be, or `ARCHIVE:ENTRY` inside a docker-archive.
+        /// The expected blob path, or `ARCHIVE:ENTRY` inside a docker-archive.
         path: PathBuf,
     },
     /// A blob path is a symbolic link, a directory or another non-regular file.
@@ -128,7 +128,7 @@ pub enum ReadError {
     /// A digest that is not SHA-256.
     #[error("{path}: unsupported digest {digest}: only sha256 is supported")]
     UnsupportedDigest {
-        /// The document that holds the digest.
+        /// The document that contains the digest.
         path: PathBuf,
         /// The digest.
         digest: String,
@@ -154,7 +154,7 @@ pub enum ReadError {
         available: String,
     },
     /// No name was given and the layout or archive does not hold exactly one image.
-    #[error("{path} holds {count} images; name the one to read")]
+    #[error("{path} contains {count} images; name the one to read")]
     NotOneImage {
         /// The layout directory or archive.
         path: PathBuf,
@@ -177,7 +177,7 @@ pub enum ReadError {
         archive: PathBuf,
         /// The name.
         name: String,
-        /// Where the name comes from: `manifest.json` or a link target.
+        /// The source of the name: `manifest.json` or a link target.
         field: &'static str,
     },
     /// A docker-archive has two entries with the same name.
@@ -201,7 +201,7 @@ pub enum ReadError {
     Image {
         /// The manifest or archive.
         path: PathBuf,
-        /// What is wrong.
+        /// The reason.
         source: ImageError,
     },
 }

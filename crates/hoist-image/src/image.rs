@@ -23,11 +23,11 @@ pub struct Layer {
     pub size: u64,
     /// Digest of the uncompressed tar stream, as listed in `rootfs.diff_ids`.
     pub diff_id: Digest,
-    /// Where the blob's bytes are.
+    /// Location of the blob's bytes.
     pub blob: BlobLocation,
 }
 
-/// Where a blob's bytes are: `size` bytes of a file from `offset` on.
+/// Location of a blob's bytes: `size` bytes of a file from `offset` on.
 ///
 /// A blob in a directory is a whole file (offset 0). A blob read back from a docker-archive
 /// stays inside the tarball, at the offset of its entry's data, so nothing is copied.

@@ -186,7 +186,10 @@ pub fn read_oci_layout(dir: &Path, reference: Option<&str>) -> Result<LoadedImag
     check_layout_header(dir)?;
     let index_path = dir.join("index.json");
     let index_bytes = read_json_file(&index_path)?;
-    let index = parse_index(&index_path, &index_bytes)?;
+    let index = Index::from_json(&index_bytes).map_err(|source| ReadError::Manifest {
+        path: index_path.clone(),
+        source,
+    })?;
     let descriptor = select_image(dir, &index, reference)?;
     if matches!(
         descriptor.media_type.as_str(),
@@ -242,19 +245,6 @@ fn check_layout_header(dir: &Path) -> Result<(), ReadError> {
         });
     }
     Ok(())
-}
-
-fn parse_index(path: &Path, bytes: &[u8]) -> Result<Index, ReadError> {
-    match ManifestDocument::parse(bytes, Some(OCI_INDEX)) {
-        Ok(ManifestDocument::Index(index)) => Ok(index),
-        Ok(ManifestDocument::Image(_)) => {
-            unreachable!("a document parsed as an index is an index")
-        }
-        Err(source) => Err(ReadError::Manifest {
-            path: path.to_owned(),
-            source,
-        }),
-    }
 }
 
 fn parse_manifest(path: &Path, bytes: &[u8], media_type: &str) -> Result<Manifest, ReadError> {

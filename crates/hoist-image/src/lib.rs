@@ -1,13 +1,13 @@
 //! The OCI image model of hoist and its outputs.
 //!
 //! An [`Image`] is an [`ImageConfig`] and the [`Layer`]s its `rootfs.diff_ids` lists, each
-//! layer pointing at the file that holds its blob. [`Image::render`] serializes the config and
+//! layer pointing at the file that contains its blob. [`Image::render`] serializes the config and
 //! builds the manifest in one [`ManifestFormat`], which fixes every media type, so an image
 //! never mixes OCI and Docker types. The same image always renders to the same bytes.
 //!
 //! Outputs are written atomically: [`write_oci_layout`] writes an OCI image layout directory,
-//! [`write_docker_archive`] a tarball for `docker load`, `podman load` and
-//! `skopeo copy docker-archive:`. [`read_oci_layout`] and [`read_docker_archive`] read them back
+//! [`write_docker_archive`] a tarball in the format of `docker save`. The tests check both with
+//! skopeo 1.9.3 and umoci 0.4.7, the Debian 12 versions. [`read_oci_layout`] and [`read_docker_archive`] read them back
 //! and check every blob, for pushing. Base images come from a registry as a
 //! [`ManifestDocument`]: an image manifest, or an index whose entry for a [`Platform`]
 //! [`Index::select`] picks.

@@ -116,7 +116,7 @@ pub enum ManifestError {
     /// The document is not valid JSON of the expected shape.
     #[error("invalid {kind} JSON: {source}")]
     Json {
-        /// Which document: manifest or index.
+        /// The kind of document: manifest or index.
         kind: &'static str,
         /// The parse error, with line and column.
         source: serde_json::Error,
@@ -228,6 +228,14 @@ impl ManifestDocument {
 }
 
 impl Manifest {
+    /// Parses an image manifest, whatever its `mediaType`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+            kind: "manifest",
+            source,
+        })
+    }
+
     /// Serializes the manifest to compact JSON, the same bytes for the same manifest.
     pub fn to_json(&self) -> Vec<u8> {
         to_json(self)
@@ -270,6 +278,14 @@ impl Manifest {
 }
 
 impl Index {
+    /// Parses an index or a manifest list, whatever its `mediaType`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+            kind: "index",
+            source,
+        })
+    }
+
     /// Serializes the index to compact JSON, the same bytes for the same index.
     pub fn to_json(&self) -> Vec<u8> {
         to_json(self)

@@ -49,7 +49,7 @@ impl Platform {
         })
     }
 
-    /// Returns `linux/amd64`, the platform hoist builds for unless told otherwise.
+    /// Returns `linux/amd64`, the default target platform of hoist.
     pub fn linux_amd64() -> Self {
         Self {
             os: "linux".to_owned(),

@@ -253,6 +253,7 @@ fn legacy_archive_with_symlinked_layer_reads() {
     let layer = layer_tar();
     let config = config_for(&[&layer, &layer]);
     let config_name = format!("{}.json", digest_bytes(&config).digest());
+
     build_archive(
         &path,
         &[
@@ -268,6 +269,7 @@ fn legacy_archive_with_symlinked_layer_reads() {
             ),
         ],
     );
+
     let loaded = read_docker_archive(&path, Some("legacy:1")).unwrap();
     let layers = loaded.image.layers();
     assert_eq!(layers.len(), 2);
@@ -523,4 +525,22 @@ fn entry_bytes(path: &Path, name: &str) -> Vec<u8> {
         }
     }
     panic!("{name} is not in {}", path.display());
+}
+
+#[test]
+fn zstd_archive_reads_back_as_oci() {
+    let work = tempfile::tempdir().unwrap();
+    let image = common::image_with_zstd_layer(work.path());
+    let path = work.path().join("image.tar");
+    write_docker_archive(&image, &path, &["app:zstd"]).unwrap();
+
+    let loaded = read_docker_archive(&path, None).unwrap();
+    assert_eq!(loaded.image.layers()[2].compression, Compression::Zstd);
+    assert_eq!(loaded.image.layers()[2].diff_id, image.layers()[2].diff_id);
+    // Docker schema 2 has no zstd layer type, so the image reads back in the OCI format.
+    assert_eq!(loaded.rendered.format, ManifestFormat::Oci);
+
+    let root =
+        common::unpack_with_umoci(&format!("docker-archive:{}", path.display()), work.path());
+    assert_eq!(fs::read(root.join("opt/zstd.txt")).unwrap(), b"zstd\n");
 }

@@ -313,3 +313,23 @@ fn missing_oci_layout_file_is_reported() {
     let error = read_oci_layout(&dir, None).unwrap_err();
     assert!(matches!(error, ReadError::Io { ref path, .. } if path.ends_with("oci-layout")));
 }
+
+#[test]
+fn zstd_layer_unpacks() {
+    let work = tempfile::tempdir().unwrap();
+    let image = common::image_with_zstd_layer(work.path());
+    let dir = work.path().join("layout");
+    let rendered = write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("v1")).unwrap();
+    assert_eq!(
+        rendered.manifest.layers[2].media_type,
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+
+    // umoci 0.4.7 (Debian 12) cannot unpack zstd layers, so skopeo recompresses them to gzip,
+    // which also shows that skopeo decompresses the zstd layer.
+    let source = format!("oci:{}:v1", dir.display());
+    let to_gzip = ["--dest-compress", "--dest-compress-format", "gzip"];
+    let root = common::unpack_with_umoci_after(&source, &to_gzip, work.path());
+    assert_two_layer_root(&root);
+    assert_eq!(fs::read(root.join("opt/zstd.txt")).unwrap(), b"zstd\n");
+}

@@ -164,20 +164,22 @@ pub fn skopeo_inspect(reference: &str, config: bool, tmp: &Path) -> serde_json::
 /// Copies `source` into a new OCI layout with `skopeo copy`, unpacks it with `umoci unpack`
 /// and returns the root filesystem directory.
 pub fn unpack_with_umoci(source: &str, work: &Path) -> PathBuf {
+    unpack_with_umoci_after(source, &[], work)
+}
+
+/// Does what [`unpack_with_umoci`] does, passing `copy_options` to `skopeo copy`.
+pub fn unpack_with_umoci_after(source: &str, copy_options: &[&str], work: &Path) -> PathBuf {
     let layout = work.join("copied");
     let copied = format!("oci:{}:unpack", layout.display());
-    run(
-        "skopeo",
-        &["--insecure-policy", "copy", source, &copied],
-        work,
-    );
+    let mut args = vec!["--insecure-policy", "copy"];
+    args.extend_from_slice(copy_options);
+    args.extend([source, copied.as_str()]);
+    run("skopeo", &args, work);
+
     let bundle = work.join("bundle");
     let image = format!("{}:unpack", layout.display());
-    run(
-        "umoci",
-        &["unpack", "--image", &image, bundle.to_str().unwrap()],
-        work,
-    );
+    let bundle_arg = bundle.to_str().unwrap();
+    run("umoci", &["unpack", "--image", &image, bundle_arg], work);
     bundle.join("rootfs")
 }
 
@@ -208,4 +210,34 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Writes a zstd layer made of `entries` into `dir` and describes it.
+pub fn zstd_layer(dir: &Path, name: &str, entries: &[Entry<'_>]) -> Layer {
+    let tar = tar_bytes(entries);
+    let blob = zstd::encode_all(tar.as_slice(), 3).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, &blob).unwrap();
+    Layer::from_file(
+        path,
+        Compression::Zstd,
+        digest_bytes(&blob),
+        blob.len() as u64,
+        digest_bytes(&tar),
+    )
+}
+
+/// Builds [`two_layer_image`] plus a zstd layer that adds `/opt/zstd.txt`.
+pub fn image_with_zstd_layer(dir: &Path) -> Image {
+    let mut image = two_layer_image(dir);
+    let layer = zstd_layer(
+        dir,
+        "extra.tar.zst",
+        &[
+            Entry::Dir("opt/"),
+            Entry::File("opt/zstd.txt", b"zstd\n", 0o600),
+        ],
+    );
+    image.add_layer(layer, history("COPY zstd.txt /opt/"));
+    image
 }
