@@ -97,18 +97,20 @@ fn append_archive_entries(
     let config_name = blob_name(&digest_bytes(config_json))?;
     append_file(builder, &config_name, config_json, path)?;
 
+    let names: Vec<String> = repo_tags
+        .iter()
+        .map(|(name, tag)| format!("{name}:{tag}"))
+        .collect();
     let manifest = [ArchiveManifestEntry {
         config: config_name,
-        repo_tags: Some(
-            repo_tags
-                .iter()
-                .map(|(name, tag)| format!("{name}:{tag}"))
-                .collect(),
-        ),
+        // Docker writes `null` for an untagged image.
+        repo_tags: (!names.is_empty()).then_some(names),
         layers: layer_names,
     }];
     append_file(builder, MANIFEST_ENTRY, &to_json(&manifest), path)?;
-    if let Some(top) = image.layers().last() {
+    if let Some(top) = image.layers().last()
+        && !repo_tags.is_empty()
+    {
         let repositories = repositories(repo_tags, &top.digest);
         append_file(builder, "repositories", &to_json(&repositories), path)?;
     }

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{CWD, RenameFlags, renameat_with};
+use rustix::io::Errno;
 use tempfile::{NamedTempFile, TempDir};
 
 use crate::error::WriteError;
@@ -90,10 +91,35 @@ fn install_dir(
         Ok(_) => {
             // After the exchange the temporary directory contains the old output, and dropping
             // `temporary` removes it.
-            renameat_with(CWD, temporary.path(), CWD, target, RenameFlags::EXCHANGE)
-                .map_err(|errno| io_error(io::Error::from(errno)))
+            match renameat_with(CWD, temporary.path(), CWD, target, RenameFlags::EXCHANGE) {
+                Ok(()) => Ok(()),
+                Err(Errno::INVAL | Errno::NOSYS) => replace_in_two_steps(&temporary, target),
+                Err(errno) => Err(io_error(io::Error::from(errno))),
+            }
         }
     }
+}
+
+/// Replaces `target` by `temporary` on file systems without `RENAME_EXCHANGE`: the old output
+/// moves aside, the new one moves in, and the old one comes back if that fails. Between the
+/// two renames `target` is missing for a moment.
+fn replace_in_two_steps(temporary: &TempDir, target: &Path) -> Result<(), WriteError> {
+    let io_error = |source| WriteError::Io {
+        path: target.to_owned(),
+        source,
+    };
+    let parent = parent_dir(target);
+    let backup = tempfile::Builder::new()
+        .prefix(&temporary_prefix(target))
+        .tempdir_in(&parent)
+        .map_err(io_error)?;
+    // Renaming a directory over an empty directory replaces it.
+    fs::rename(target, backup.path()).map_err(io_error)?;
+    if let Err(error) = fs::rename(temporary.path(), target) {
+        let _ = fs::rename(backup.path(), target);
+        return Err(io_error(error));
+    }
+    Ok(())
 }
 
 fn sync(temporary: &NamedTempFile, target: &Path) -> Result<(), WriteError> {
@@ -209,6 +235,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(entries(&target), vec!["new"]);
+        assert_eq!(entries(dir.path()), vec!["layout"]);
+    }
+
+    #[test]
+    fn two_step_replace_swaps_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("layout");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("old"), b"").unwrap();
+        let temporary = tempfile::tempdir_in(dir.path()).unwrap();
+        fs::write(temporary.path().join("new"), b"").unwrap();
+
+        replace_in_two_steps(&temporary, &target).unwrap();
+        assert_eq!(entries(&target), vec!["new"]);
+        drop(temporary);
         assert_eq!(entries(dir.path()), vec!["layout"]);
     }
 

@@ -6,6 +6,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Digest;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
@@ -203,7 +205,7 @@ pub fn read_oci_layout(dir: &Path, reference: Option<&str>) -> Result<LoadedImag
 
     let manifest_path = blob_file(dir, &index_path, &descriptor.digest)?;
     let manifest_json = read_blob_json(&manifest_path, descriptor)?;
-    let manifest = parse_manifest(&manifest_path, &manifest_json, &descriptor.media_type)?;
+    let manifest = parse_manifest(&manifest_path, &manifest_json, descriptor)?;
     let format = manifest_format(&manifest_path, &manifest, descriptor)?;
 
     let config_path = blob_file(dir, &manifest_path, &manifest.config.digest)?;
@@ -247,12 +249,16 @@ fn check_layout_header(dir: &Path) -> Result<(), ReadError> {
     Ok(())
 }
 
-fn parse_manifest(path: &Path, bytes: &[u8], media_type: &str) -> Result<Manifest, ReadError> {
-    match ManifestDocument::parse(bytes, Some(media_type)) {
+fn parse_manifest(
+    path: &Path,
+    bytes: &[u8],
+    descriptor: &Descriptor,
+) -> Result<Manifest, ReadError> {
+    match ManifestDocument::parse(bytes, Some(&descriptor.media_type)) {
         Ok(ManifestDocument::Image(manifest)) => Ok(*manifest),
         Ok(ManifestDocument::Index(_)) => Err(ReadError::NestedIndex {
             path: path.to_owned(),
-            digest: media_type.to_owned(),
+            digest: descriptor.digest.to_string(),
         }),
         Err(source) => Err(ReadError::Manifest {
             path: path.to_owned(),
@@ -387,12 +393,42 @@ fn blob_file(dir: &Path, referrer: &Path, digest: &Digest) -> Result<PathBuf, Re
     Ok(path)
 }
 
+/// Opens a regular file for reading without following a symbolic link in its last component,
+/// so a link in the layout cannot lead the reader outside it.
+fn open_regular(path: &Path) -> Result<File, ReadError> {
+    // O_NONBLOCK keeps a FIFO from blocking the open. Regular files ignore it.
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let descriptor = rustix::fs::open(path, flags, Mode::empty()).map_err(|errno| {
+        if errno == Errno::LOOP {
+            ReadError::NotRegularFile {
+                path: path.to_owned(),
+            }
+        } else {
+            ReadError::Io {
+                path: path.to_owned(),
+                source: io::Error::from(errno),
+            }
+        }
+    })?;
+    let file = File::from(descriptor);
+    let metadata = file.metadata().map_err(|source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !metadata.is_file() {
+        return Err(ReadError::NotRegularFile {
+            path: path.to_owned(),
+        });
+    }
+    Ok(file)
+}
+
 fn read_json_file(path: &Path) -> Result<Vec<u8>, ReadError> {
     let io_error = |source| ReadError::Io {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(io_error)?;
+    let file = open_regular(path)?;
     let size = file.metadata().map_err(io_error)?.len();
     if size > MAX_JSON_SIZE {
         return Err(ReadError::TooLarge {
@@ -428,7 +464,7 @@ fn verify_blob_file(path: &Path, descriptor: &Descriptor) -> Result<(), ReadErro
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(io_error)?;
+    let file = open_regular(path)?;
     let size = file.metadata().map_err(io_error)?.len();
     check_size(path, descriptor.size, size)?;
     let (digest, _) = digest_reader(file).map_err(io_error)?;

@@ -98,6 +98,27 @@ fn archive_lists_tags_and_blobs() {
 }
 
 #[test]
+fn untagged_archive_has_null_repo_tags() {
+    let work = tempfile::tempdir().unwrap();
+    let image = two_layer_image(work.path());
+    let path = work.path().join("untagged.tar");
+    write_docker_archive(&image, &path, &[]).unwrap();
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&entry_bytes(&path, "manifest.json")).unwrap();
+    assert_eq!(manifest[0]["RepoTags"], serde_json::Value::Null);
+    assert!(!entry_names(&path).contains(&"repositories".to_owned()));
+    let loaded = read_docker_archive(&path, None).unwrap();
+    assert_eq!(loaded.image.layers().len(), 2);
+    let inspected = skopeo_inspect(
+        &format!("docker-archive:{}", path.display()),
+        false,
+        work.path(),
+    );
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn archive_write_is_deterministic() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());

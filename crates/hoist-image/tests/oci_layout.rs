@@ -295,6 +295,20 @@ fn symlinked_blob_is_not_followed() {
 }
 
 #[test]
+fn symlinked_index_is_not_followed() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = written_layout(work.path());
+    let outside = work.path().join("index-outside.json");
+    fs::rename(dir.join("index.json"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("index.json")).unwrap();
+    let error = read_oci_layout(&dir, None).unwrap_err();
+    assert!(
+        matches!(error, ReadError::NotRegularFile { ref path } if path.ends_with("index.json")),
+        "{error}"
+    );
+}
+
+#[test]
 fn unknown_tag_lists_available_names() {
     let work = tempfile::tempdir().unwrap();
     let dir = written_layout(work.path());
