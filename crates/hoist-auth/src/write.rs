@@ -4,6 +4,7 @@
 //! bytes it had (through `serde_json`'s `RawValue`), so numbers, escapes and nested
 //! formatting in `credHelpers`, `proxies` or unknown keys survive unchanged.
 
+use std::fmt;
 use std::fs::{self, DirBuilder, File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -36,7 +37,6 @@ const CREDENTIAL_FIELDS: [&str; 5] = [
 ];
 
 /// A JSON value that is either kept as the bytes read or rebuilt by an edit.
-#[derive(Debug)]
 enum Member {
     Raw(Box<RawValue>),
     Object(Vec<(String, Member)>),
@@ -60,10 +60,22 @@ impl Serialize for Member {
 }
 
 /// A credential file loaded for editing: Docker's `config.json` or podman's `auth.json`.
-#[derive(Debug)]
+///
+/// `Debug` shows the path and the top-level keys only, because the members contain `auth`
+/// values.
 pub struct ConfigEditor {
     path: PathBuf,
     members: Vec<(String, Member)>,
+}
+
+impl fmt::Debug for ConfigEditor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&str> = self.members.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("ConfigEditor")
+            .field("path", &self.path)
+            .field("keys", &keys)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConfigEditor {

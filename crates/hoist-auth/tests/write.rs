@@ -200,9 +200,9 @@ fn failed_rename_keeps_old_file() {
     editor
         .set_basic_auth("registry.example", "u", &Secret::new("new-secret"))
         .unwrap();
-    let err = editor
-        .save_with(|_, _| Err(io::Error::other("simulated crash")))
-        .unwrap_err();
+    let (result, logs) =
+        capture_logs(|| editor.save_with(|_, _| Err(io::Error::other("simulated crash"))));
+    let err = result.unwrap_err();
 
     assert!(matches!(err, Error::Write { .. }), "{err:?}");
     assert_contains(&err.to_string(), "rename the temporary file");
@@ -214,6 +214,10 @@ fn failed_rename_keeps_old_file() {
         1,
         "temporary file left behind: {leftovers:?}"
     );
+    let debug = format!("{editor:?}");
+    assert_error_has_no_secret("new-secret", &err);
+    assert_no_secret("new-secret", "logs and Debug output", &[&logs, &debug]);
+    assert_no_secret(&STANDARD.encode("u:new-secret"), "Debug output", &[&debug]);
 }
 
 #[test]
