@@ -261,6 +261,26 @@ fn missing_helper_named_in_error() {
 }
 
 #[test]
+fn helper_name_with_slash_rejected() {
+    let fixture = Fixture::new();
+    fixture.helper("x", "echo '{\"Username\":\"u\",\"Secret\":\"s\"}'");
+    fixture.write_config(r#"{"credsStore": "x/../../bin/docker-credential-x"}"#);
+
+    let err = fixture.keychain().credential("r.example").unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            Error::Helper {
+                source: HelperError::InvalidName { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn hanging_helper_times_out() {
     let fixture = Fixture::new();
     fixture.helper("slow", "exec sleep 30");

@@ -386,6 +386,30 @@ fn round_trip_through_both_readers() {
 }
 
 #[test]
+fn docker_hub_entry_readable_by_docker_credential() {
+    let (_dir, path) = temp_config();
+
+    login(&path, "index.docker.io", "hubuser", "hub:pw");
+
+    for name in [
+        "https://index.docker.io/v1/",
+        "docker.io",
+        "index.docker.io",
+    ] {
+        let file = fs::File::open(&path).unwrap();
+        let theirs = docker_credential::get_credential_from_reader(file, name).unwrap();
+        assert_eq!(
+            theirs,
+            docker_credential::DockerCredential::UsernamePassword(
+                "hubuser".into(),
+                "hub:pw".into()
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn reader_errors_hold_no_secret() {
     let secret = "918273645-quote\"-colon:";
     let (_dir, path) = temp_config();
