@@ -124,21 +124,7 @@ impl ConfigEditor {
 
         let path = self.path.clone();
         let auths = self.auths_mut()?;
-        let key = config_key(registry);
-        let existing = find_key(auths.iter().map(|(k, _)| k.as_str()), &key).map(str::to_owned);
-        let key = existing.unwrap_or(key);
-        let slot = auths.iter_mut().find(|(k, _)| *k == key);
-        let mut entry = match &slot {
-            Some((_, member)) => entry_object(&path, &key, member)?,
-            None => serde_json::Map::new(),
-        };
-        replace_credential(&mut entry, auth);
-
-        let member = Member::Value(Value::Object(entry));
-        match slot {
-            Some((_, old)) => *old = member,
-            None => auths.push((key.clone(), member)),
-        }
+        let key = upsert_auth(auths, &path, &config_key(registry), auth)?;
         tracing::debug!(registry, key, path = %self.path.display(), "set auths entry");
         Ok(key)
     }
@@ -189,6 +175,8 @@ impl ConfigEditor {
         &self,
         rename: impl FnOnce(&Path, &Path) -> io::Result<()>,
     ) -> Result<(), Error> {
+        // TODO: two writers at once both succeed but the last rename wins, so one entry is
+        // lost (Docker has the same race); a lock file would serialize them.
         let target = resolve_symlink(&self.path);
         let dir = parent_dir(&target);
         create_private_dir(&target, dir)?;
@@ -258,6 +246,31 @@ fn serialize_members<S: Serializer>(
         map.serialize_entry(key, value)?;
     }
     map.end()
+}
+
+/// Sets `auth` in the entry that matches `key` (keeping that entry's own key and its other
+/// fields), or appends a new entry under `key`. Returns the key used.
+fn upsert_auth(
+    auths: &mut Vec<(String, Member)>,
+    path: &Path,
+    key: &str,
+    auth: String,
+) -> Result<String, Error> {
+    let existing = find_key(auths.iter().map(|(k, _)| k.as_str()), key).map(str::to_owned);
+    let key = existing.unwrap_or_else(|| key.to_owned());
+    let slot = auths.iter_mut().find(|(k, _)| *k == key);
+    let mut entry = match &slot {
+        Some((_, member)) => entry_object(path, &key, member)?,
+        None => serde_json::Map::new(),
+    };
+    replace_credential(&mut entry, auth);
+
+    let member = Member::Value(Value::Object(entry));
+    match slot {
+        Some((_, old)) => *old = member,
+        None => auths.push((key.clone(), member)),
+    }
+    Ok(key)
 }
 
 /// Parses an existing `auths` entry into an object to edit. An entry that is not an object
