@@ -175,8 +175,8 @@ impl ConfigEditor {
         &self,
         rename: impl FnOnce(&Path, &Path) -> io::Result<()>,
     ) -> Result<(), Error> {
-        // TODO: two writers at once both succeed but the last rename wins, so one entry is
-        // lost (Docker has the same race); a lock file would serialize them.
+        // TODO: two concurrent writers both succeed, but the last rename wins and the other
+        // entry is lost. Docker has the same race. A lock file would serialize the writers.
         let target = resolve_symlink(&self.path);
         let dir = parent_dir(&target);
         create_private_dir(&target, dir)?;
