@@ -99,6 +99,7 @@ fn acr_example_matches_hand_written_file() {
         .env("ACR_REGISTRY_SERVER", "myregistry.azurecr.io")
         .env("ARM_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
         .env("ARM_CLIENT_SECRET", secret)
+        .env("RUST_LOG", "trace")
         .args(["myregistry.azurecr.io", "--username-env", "ARM_CLIENT_ID"])
         .args(["--password-env", "ARM_CLIENT_SECRET"])
         .output()

@@ -64,8 +64,9 @@ impl<T> OrderedMap<T> {
     }
 }
 
-/// One `auths` entry. Unknown fields such as `email` are ignored.
-#[derive(Debug, Default, Deserialize)]
+/// One `auths` entry. Unknown fields such as `email` are ignored. It has no `Debug`, because
+/// its fields contain secrets.
+#[derive(Default, Deserialize)]
 struct AuthEntry {
     auth: Option<String>,
     username: Option<String>,
@@ -75,7 +76,7 @@ struct AuthEntry {
 }
 
 /// The fields of a credential file that the reader uses.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ConfigDocument {
     auths: Option<OrderedMap<AuthEntry>>,
@@ -95,10 +96,17 @@ pub(crate) enum FileLookup {
 }
 
 /// A parsed credential file.
-#[derive(Debug)]
 pub(crate) struct ConfigFile {
     path: PathBuf,
     document: ConfigDocument,
+}
+
+impl fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConfigFile {

@@ -34,6 +34,13 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// the helper succeeded, because that output contains the secret.
 #[derive(Debug, thiserror::Error)]
 pub enum HelperError {
+    /// The helper name from the config file cannot be part of a program name.
+    #[error("invalid credential helper name \"{name}\": it must be non-empty and contain no `/`")]
+    InvalidName {
+        /// The name as configured.
+        name: String,
+    },
+
     /// The helper program is not on `PATH`.
     #[error("credential helper {program} not found on PATH")]
     NotFound {
@@ -101,6 +108,12 @@ pub(crate) fn get_credential(
     path_var: Option<&OsStr>,
     timeout: Duration,
 ) -> Result<Option<Credential>, HelperError> {
+    // A `/` would turn the name into a path, and run a program outside `PATH`.
+    if name.is_empty() || name.contains('/') {
+        return Err(HelperError::InvalidName {
+            name: name.to_owned(),
+        });
+    }
     let program = format!("docker-credential-{name}");
     let output = run(&program, server, path_var, timeout)?;
 

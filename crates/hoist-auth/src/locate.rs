@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::path::PathBuf;
 
 /// The file name of Docker's configuration inside its config directory.
@@ -12,9 +13,21 @@ pub const CONFIG_FILE_NAME: &str = "config.json";
 
 /// A snapshot of environment variables that the lookup reads: `DOCKER_CONFIG`, `HOME`,
 /// `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR`, and `PATH` for credential helpers.
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` lists the variable names only, because a CI job's environment contains secrets.
+#[derive(Clone, Default)]
 pub struct Environment {
     vars: HashMap<String, OsString>,
+}
+
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Environment")
+            .field("names", &names)
+            .finish()
+    }
 }
 
 impl Environment {
@@ -110,6 +123,16 @@ mod tests {
             podman_auth_file(&env).as_deref(),
             Some(Path::new("/etc/auth.json"))
         );
+    }
+
+    #[test]
+    fn environment_debug_hides_values() {
+        let env = Environment::from_vars([("ARM_CLIENT_SECRET", "s3cret-value")]);
+
+        let debug = format!("{env:?}");
+
+        assert!(debug.contains("ARM_CLIENT_SECRET"), "{debug}");
+        assert!(!debug.contains("s3cret-value"), "{debug}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! bytes it had (through `serde_json`'s `RawValue`), so numbers, escapes and nested
 //! formatting in `credHelpers`, `proxies` or unknown keys survive unchanged.
 
+use std::fmt;
 use std::fs::{self, DirBuilder, File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -36,7 +37,6 @@ const CREDENTIAL_FIELDS: [&str; 5] = [
 ];
 
 /// A JSON value that is either kept as the bytes read or rebuilt by an edit.
-#[derive(Debug)]
 enum Member {
     Raw(Box<RawValue>),
     Object(Vec<(String, Member)>),
@@ -60,10 +60,22 @@ impl Serialize for Member {
 }
 
 /// A credential file loaded for editing: Docker's `config.json` or podman's `auth.json`.
-#[derive(Debug)]
+///
+/// `Debug` shows the path and the top-level keys only, because the members contain `auth`
+/// values.
 pub struct ConfigEditor {
     path: PathBuf,
     members: Vec<(String, Member)>,
+}
+
+impl fmt::Debug for ConfigEditor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&str> = self.members.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("ConfigEditor")
+            .field("path", &self.path)
+            .field("keys", &keys)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConfigEditor {
@@ -112,21 +124,7 @@ impl ConfigEditor {
 
         let path = self.path.clone();
         let auths = self.auths_mut()?;
-        let key = config_key(registry);
-        let existing = find_key(auths.iter().map(|(k, _)| k.as_str()), &key).map(str::to_owned);
-        let key = existing.unwrap_or(key);
-        let slot = auths.iter_mut().find(|(k, _)| *k == key);
-        let mut entry = match &slot {
-            Some((_, member)) => entry_object(&path, &key, member)?,
-            None => serde_json::Map::new(),
-        };
-        replace_credential(&mut entry, auth);
-
-        let member = Member::Value(Value::Object(entry));
-        match slot {
-            Some((_, old)) => *old = member,
-            None => auths.push((key.clone(), member)),
-        }
+        let key = upsert_auth(auths, &path, &config_key(registry), auth)?;
         tracing::debug!(registry, key, path = %self.path.display(), "set auths entry");
         Ok(key)
     }
@@ -177,6 +175,8 @@ impl ConfigEditor {
         &self,
         rename: impl FnOnce(&Path, &Path) -> io::Result<()>,
     ) -> Result<(), Error> {
+        // TODO: two concurrent writers both succeed, but the last rename wins and the other
+        // entry is lost. Docker has the same race. A lock file would serialize the writers.
         let target = resolve_symlink(&self.path);
         let dir = parent_dir(&target);
         create_private_dir(&target, dir)?;
@@ -246,6 +246,31 @@ fn serialize_members<S: Serializer>(
         map.serialize_entry(key, value)?;
     }
     map.end()
+}
+
+/// Sets `auth` in the entry that matches `key` (keeping that entry's own key and its other
+/// fields), or appends a new entry under `key`. Returns the key used.
+fn upsert_auth(
+    auths: &mut Vec<(String, Member)>,
+    path: &Path,
+    key: &str,
+    auth: String,
+) -> Result<String, Error> {
+    let existing = find_key(auths.iter().map(|(k, _)| k.as_str()), key).map(str::to_owned);
+    let key = existing.unwrap_or_else(|| key.to_owned());
+    let slot = auths.iter_mut().find(|(k, _)| *k == key);
+    let mut entry = match &slot {
+        Some((_, member)) => entry_object(path, &key, member)?,
+        None => serde_json::Map::new(),
+    };
+    replace_credential(&mut entry, auth);
+
+    let member = Member::Value(Value::Object(entry));
+    match slot {
+        Some((_, old)) => *old = member,
+        None => auths.push((key.clone(), member)),
+    }
+    Ok(key)
 }
 
 /// Parses an existing `auths` entry into an object to edit. An entry that is not an object

@@ -170,7 +170,8 @@ fn failing_helper_gives_clear_error() {
     fixture.helper("broken", "echo 'vault is sealed' >&2; exit 3");
     let path = fixture.write_config(r#"{"credHelpers": {"r.example": "broken"}}"#);
 
-    let err = fixture.keychain().credential("r.example").unwrap_err();
+    let (result, logs) = capture_logs(|| fixture.keychain().credential("r.example"));
+    let err = result.unwrap_err();
     let message = err.to_string();
 
     assert!(
@@ -188,6 +189,7 @@ fn failing_helper_gives_clear_error() {
     assert_contains(&message, "exit status: 3");
     assert_contains(&message, "r.example");
     assert_contains(&message, &path.display().to_string());
+    assert!(!logs.contains("vault is sealed"), "{logs}");
 }
 
 #[test]
@@ -255,6 +257,26 @@ fn missing_helper_named_in_error() {
     assert_contains(
         &err.to_string(),
         "docker-credential-absent not found on PATH",
+    );
+}
+
+#[test]
+fn helper_name_with_slash_rejected() {
+    let fixture = Fixture::new();
+    fixture.helper("x", "echo '{\"Username\":\"u\",\"Secret\":\"s\"}'");
+    fixture.write_config(r#"{"credsStore": "x/../../bin/docker-credential-x"}"#);
+
+    let err = fixture.keychain().credential("r.example").unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            Error::Helper {
+                source: HelperError::InvalidName { .. },
+                ..
+            }
+        ),
+        "{err:?}"
     );
 }
 

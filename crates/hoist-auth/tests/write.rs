@@ -200,9 +200,9 @@ fn failed_rename_keeps_old_file() {
     editor
         .set_basic_auth("registry.example", "u", &Secret::new("new-secret"))
         .unwrap();
-    let err = editor
-        .save_with(|_, _| Err(io::Error::other("simulated crash")))
-        .unwrap_err();
+    let (result, logs) =
+        capture_logs(|| editor.save_with(|_, _| Err(io::Error::other("simulated crash"))));
+    let err = result.unwrap_err();
 
     assert!(matches!(err, Error::Write { .. }), "{err:?}");
     assert_contains(&err.to_string(), "rename the temporary file");
@@ -214,6 +214,10 @@ fn failed_rename_keeps_old_file() {
         1,
         "temporary file left behind: {leftovers:?}"
     );
+    let debug = format!("{editor:?}");
+    assert_error_has_no_secret("new-secret", &err);
+    assert_no_secret("new-secret", "logs and Debug output", &[&logs, &debug]);
+    assert_no_secret(&STANDARD.encode("u:new-secret"), "Debug output", &[&debug]);
 }
 
 #[test]
@@ -377,6 +381,30 @@ fn round_trip_through_both_readers() {
             &secret,
             "logs and Debug output",
             &[&logs, &read_logs, &debug],
+        );
+    }
+}
+
+#[test]
+fn docker_hub_entry_readable_by_docker_credential() {
+    let (_dir, path) = temp_config();
+
+    login(&path, "index.docker.io", "hubuser", "hub:pw");
+
+    for name in [
+        "https://index.docker.io/v1/",
+        "docker.io",
+        "index.docker.io",
+    ] {
+        let file = fs::File::open(&path).unwrap();
+        let theirs = docker_credential::get_credential_from_reader(file, name).unwrap();
+        assert_eq!(
+            theirs,
+            docker_credential::DockerCredential::UsernamePassword(
+                "hubuser".into(),
+                "hub:pw".into()
+            ),
+            "{name}"
         );
     }
 }
