@@ -37,13 +37,14 @@ mod layout;
 mod manifest;
 pub mod media;
 mod platform;
+mod verify;
 
 pub use archive::{read_docker_archive, write_docker_archive};
 pub use config::{Healthcheck, History, ImageConfig, RootFs, RuntimeConfig};
 pub use digest::{DigestingReader, digest_bytes, digest_reader, sha256_hex};
 pub use error::{ReadError, WriteError};
-pub use image::{BlobLocation, Image, ImageError, Layer, RenderedImage};
-pub use layout::{LoadedImage, read_oci_layout, write_oci_layout};
+pub use image::{BlobLocation, Image, ImageError, Layer, LoadedImage, RenderedImage};
+pub use layout::{read_oci_layout, write_oci_layout};
 pub use manifest::{
     Descriptor, DescriptorPlatform, Index, Manifest, ManifestDocument, ManifestError,
     REF_NAME_ANNOTATION,
