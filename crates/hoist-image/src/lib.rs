@@ -7,8 +7,9 @@
 //!
 //! Outputs are written atomically: [`write_oci_layout`] writes an OCI image layout directory,
 //! [`write_docker_archive`] a tarball in the format of `docker save`. The tests check both with
-//! skopeo 1.9.3 and umoci 0.4.7, the Debian 12 versions. [`read_oci_layout`] and [`read_docker_archive`] read them back
-//! and check every blob, for pushing. Base images come from a registry as a
+//! skopeo 1.9.3 and umoci 0.4.7, the Debian 12 versions. [`read_oci_layout`] and
+//! [`read_docker_archive`] read them back and check every blob, for pushing, and [`read_image`]
+//! picks one of the two by the path. Base images come from a registry as a
 //! [`ManifestDocument`]: an image manifest, or an index whose entry for a [`Platform`]
 //! [`Index::select`] picks.
 //!
@@ -37,6 +38,7 @@ mod layout;
 mod manifest;
 pub mod media;
 mod platform;
+mod source;
 mod verify;
 
 pub use archive::{read_docker_archive, write_docker_archive};
@@ -52,3 +54,4 @@ pub use manifest::{
 pub use media::{Compression, ManifestFormat, MediaTypeError};
 pub use oci_spec::image::Digest;
 pub use platform::{Platform, PlatformError};
+pub use source::read_image;

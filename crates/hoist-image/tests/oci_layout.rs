@@ -133,6 +133,19 @@ fn layout_reads_back_unchanged() {
 }
 
 #[test]
+fn read_image_detects_layout() {
+    let work = tempfile::tempdir().unwrap();
+    let image = two_layer_image(work.path());
+    let dir = work.path().join("layout");
+    write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("v1")).unwrap();
+    let loaded = hoist_image::read_image(&dir, Some("v1")).unwrap();
+    assert_eq!(loaded, read_oci_layout(&dir, Some("v1")).unwrap());
+
+    let error = hoist_image::read_image(&work.path().join("absent"), None).unwrap_err();
+    assert!(matches!(error, ReadError::Io { .. }), "{error}");
+}
+
+#[test]
 fn layout_write_is_deterministic() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
