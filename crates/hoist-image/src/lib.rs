@@ -23,7 +23,7 @@
 //!     ..History::default()
 //! });
 //! let dir = std::path::Path::new("/var/tmp/hoist-example/layout");
-//! write_oci_layout(&image, ManifestFormat::Oci, dir, Some("latest"))?;
+//! write_oci_layout(&image, ManifestFormat::Oci, dir, &["latest"])?;
 //! # Ok::<(), hoist_image::WriteError>(())
 //! ```
 #![deny(missing_docs)]

@@ -92,7 +92,7 @@ fn damaged_layout_json_gives_error() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
     let original_layout = work.path().join("layout");
-    write_oci_layout(&image, ManifestFormat::Oci, &original_layout, Some("v1")).unwrap();
+    write_oci_layout(&image, ManifestFormat::Oci, &original_layout, &["v1"]).unwrap();
     let strategy = (
         damage_strategy(),
         prop_oneof![Just("index.json"), Just("oci-layout")],

@@ -114,11 +114,15 @@ fn select_image<'a>(
     reference: Option<&str>,
 ) -> Result<&'a Descriptor, ReadError> {
     let Some(reference) = reference else {
-        return match index.manifests.as_slice() {
-            [only] => Ok(only),
-            all => Err(ReadError::NotOneImage {
+        // Several names of one manifest are still one image.
+        let first = index.manifests.first();
+        let same_image =
+            |descriptor: &Descriptor| first.is_some_and(|first| first.digest == descriptor.digest);
+        return match first {
+            Some(first) if index.manifests.iter().all(same_image) => Ok(first),
+            _ => Err(ReadError::NotOneImage {
                 path: dir.to_owned(),
-                count: all.len(),
+                count: index.manifests.len(),
             }),
         };
     };

@@ -20,8 +20,11 @@ use crate::verify::check_blob;
 /// Size of the buffer that layer blobs are copied through, in bytes.
 const COPY_BUFFER_SIZE: usize = 1024 * 1024;
 
-/// Writes `image` as an OCI image layout at `dir`, naming it `tag` in `index.json` through
-/// the `org.opencontainers.image.ref.name` annotation, and returns the documents written.
+/// Writes `image` as an OCI image layout at `dir` and returns the documents written.
+///
+/// `index.json` lists the manifest once per entry of `tags`, each named through the
+/// `org.opencontainers.image.ref.name` annotation, or once without a name when `tags` is
+/// empty.
 ///
 /// The layout is built beside `dir` and renamed into place at the end. An existing `dir` is
 /// replaced only if it is an OCI layout (it has an `oci-layout` file) or empty. Every layer
@@ -33,11 +36,11 @@ pub fn write_oci_layout(
     image: &Image,
     format: ManifestFormat,
     dir: &Path,
-    tag: Option<&str>,
+    tags: &[&str],
 ) -> Result<RenderedImage, WriteError> {
     let rendered = image.render(format)?;
     atomic::write_dir(dir, is_replaceable_layout, |temporary| {
-        write_layout_files(temporary, image, &rendered, tag)
+        write_layout_files(temporary, image, &rendered, tags)
     })?;
     tracing::info!(
         path = %dir.display(),
@@ -52,7 +55,7 @@ fn write_layout_files(
     root: &Path,
     image: &Image,
     rendered: &RenderedImage,
-    tag: Option<&str>,
+    tags: &[&str],
 ) -> Result<(), WriteError> {
     let blobs = root.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).map_err(|source| WriteError::Io {
@@ -75,18 +78,26 @@ fn write_layout_files(
         image_layout_version: LAYOUT_VERSION.to_owned(),
     };
     write_new(&root.join("oci-layout"), &json_bytes(&header))?;
-    let index = layout_index(rendered, tag);
+    let index = layout_index(rendered, tags);
     write_new(&root.join("index.json"), &index.to_json())
 }
 
-fn layout_index(rendered: &RenderedImage, tag: Option<&str>) -> Index {
-    let mut descriptor = rendered.manifest_descriptor.clone();
-    descriptor.annotations =
-        tag.map(|tag| BTreeMap::from([(REF_NAME_ANNOTATION.to_owned(), tag.to_owned())]));
+fn layout_index(rendered: &RenderedImage, tags: &[&str]) -> Index {
+    let named = |tag: &&str| {
+        let mut descriptor = rendered.manifest_descriptor.clone();
+        let annotation = (REF_NAME_ANNOTATION.to_owned(), (*tag).to_owned());
+        descriptor.annotations = Some(BTreeMap::from([annotation]));
+        descriptor
+    };
+    let manifests = if tags.is_empty() {
+        vec![rendered.manifest_descriptor.clone()]
+    } else {
+        tags.iter().map(named).collect()
+    };
     Index {
         schema_version: 2,
         media_type: Some(OCI_INDEX.to_owned()),
-        manifests: vec![descriptor],
+        manifests,
         annotations: None,
     }
 }
