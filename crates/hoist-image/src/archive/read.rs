@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::Digest;
 use tar::EntryType;
 
+use super::write::split_tag;
 use super::{ArchiveManifestEntry, MANIFEST_ENTRY};
 use crate::config::ImageConfig;
 use crate::digest::{DigestingReader, digest_bytes};
@@ -73,15 +74,7 @@ pub fn read_docker_archive(path: &Path, reference: Option<&str>) -> Result<Loade
         path: index.entry_path(MANIFEST_ENTRY),
         source,
     })?;
-    let has_zstd = image
-        .layers()
-        .iter()
-        .any(|layer| layer.compression == Compression::Zstd);
-    let format = if has_zstd {
-        ManifestFormat::Oci
-    } else {
-        ManifestFormat::Docker
-    };
+    let format = archive_format(&image);
     let rendered = image
         .render_with_config(config_json, format)
         .map_err(|source| ReadError::Image {
@@ -90,6 +83,17 @@ pub fn read_docker_archive(path: &Path, reference: Option<&str>) -> Result<Loade
         })?;
     tracing::debug!(path = %path.display(), layers = image.layers().len(), "read docker-archive");
     Ok(LoadedImage { image, rendered })
+}
+
+/// Returns the format an image read from an archive is pushed in: Docker schema 2 like the
+/// registry images `docker save` came from, unless a zstd layer needs the OCI format.
+fn archive_format(image: &Image) -> ManifestFormat {
+    let is_zstd = |layer: &Layer| layer.compression == Compression::Zstd;
+    if image.layers().iter().any(is_zstd) {
+        ManifestFormat::Oci
+    } else {
+        ManifestFormat::Docker
+    }
 }
 
 fn select_entry<'a>(
@@ -106,10 +110,13 @@ fn select_entry<'a>(
             }),
         };
     };
+    // `app` names `app:latest`, as it does for `docker save` and `docker load`.
+    let normalized = split_tag(reference).map(|(name, tag)| format!("{name}:{tag}"));
+    let wanted = normalized.as_deref().unwrap_or(reference);
     let tags_of = |entry: &'a ArchiveManifestEntry| entry.repo_tags.iter().flatten();
     let found = manifest
         .iter()
-        .find(|entry| tags_of(entry).any(|tag| tag == reference));
+        .find(|entry| tags_of(entry).any(|tag| tag == wanted));
     found.ok_or_else(|| {
         let available: Vec<&str> = manifest
             .iter()

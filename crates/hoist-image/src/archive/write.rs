@@ -173,7 +173,7 @@ fn blob_name(digest: &Digest) -> Result<String, WriteError> {
 }
 
 /// Splits `name[:tag]` into the name and the tag, `latest` when none is given.
-fn split_tag(reference: &str) -> Result<(String, String), WriteError> {
+pub(super) fn split_tag(reference: &str) -> Result<(String, String), WriteError> {
     let invalid = || WriteError::InvalidTag(reference.to_owned());
     if reference.is_empty() || reference.contains('@') || reference.contains(char::is_whitespace) {
         return Err(invalid());
