@@ -46,13 +46,17 @@ pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// Defaults for containers run from the image.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub config: RuntimeConfig,
     /// Layer diff IDs, base layer first.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub rootfs: RootFs,
     /// One entry per build step, base image steps first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub history: Vec<History>,
     /// Top-level fields the model does not name, such as Docker's `container_config`.
     #[serde(flatten)]
@@ -141,7 +145,7 @@ pub struct RootFs {
     #[serde(rename = "type")]
     pub kind: String,
     /// Digest of each layer's uncompressed tar stream, base layer first.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub diff_ids: Vec<Digest>,
 }
 
@@ -222,6 +226,16 @@ impl ImageConfig {
         let triggers = child.config.on_build.take().unwrap_or_default();
         (child, triggers)
     }
+}
+
+/// Reads JSON `null` as the default value, because Go writes a nil map, slice or pointer as
+/// `null` where other writers leave the field out.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Serde support for Go's `map[string]struct{}` sets, written as `{"key": {}}`.
@@ -354,6 +368,16 @@ mod tests {
         assert_eq!(child.config.shell, base.config.shell);
         assert_eq!(child.extra, base.extra);
         assert_eq!(child.rootfs, base.rootfs);
+    }
+
+    #[test]
+    fn null_sections_read_as_empty() {
+        let json = r#"{"os":"linux","architecture":"amd64","config":null,"history":null,
+                       "rootfs":{"type":"layers","diff_ids":null}}"#;
+        let config = ImageConfig::from_json(json.as_bytes()).unwrap();
+        assert_eq!(config.config, RuntimeConfig::default());
+        assert!(config.history.is_empty());
+        assert!(config.rootfs.diff_ids.is_empty());
     }
 
     #[test]

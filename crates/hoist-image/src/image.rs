@@ -87,6 +87,16 @@ pub struct RenderedImage {
     pub manifest_descriptor: Descriptor,
 }
 
+/// An image read back from an output, with the exact bytes of its config and manifest so
+/// that pushing it keeps its digests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedImage {
+    /// The image model.
+    pub image: Image,
+    /// The config and manifest as stored, with the manifest's descriptor.
+    pub rendered: RenderedImage,
+}
+
 impl Layer {
     /// Describes a layer blob that fills a whole file.
     pub fn from_file(

@@ -7,8 +7,9 @@
 //!
 //! Outputs are written atomically: [`write_oci_layout`] writes an OCI image layout directory,
 //! [`write_docker_archive`] a tarball in the format of `docker save`. The tests check both with
-//! skopeo 1.9.3 and umoci 0.4.7, the Debian 12 versions. [`read_oci_layout`] and [`read_docker_archive`] read them back
-//! and check every blob, for pushing. Base images come from a registry as a
+//! skopeo 1.9.3 and umoci 0.4.7, the Debian 12 versions. [`read_oci_layout`] and
+//! [`read_docker_archive`] read them back and check every blob, for pushing, and [`read_image`]
+//! picks one of the two by the path. Base images come from a registry as a
 //! [`ManifestDocument`]: an image manifest, or an index whose entry for a [`Platform`]
 //! [`Index::select`] picks.
 //!
@@ -22,7 +23,7 @@
 //!     ..History::default()
 //! });
 //! let dir = std::path::Path::new("/var/tmp/hoist-example/layout");
-//! write_oci_layout(&image, ManifestFormat::Oci, dir, Some("latest"))?;
+//! write_oci_layout(&image, ManifestFormat::Oci, dir, &["latest"])?;
 //! # Ok::<(), hoist_image::WriteError>(())
 //! ```
 #![deny(missing_docs)]
@@ -37,13 +38,15 @@ mod layout;
 mod manifest;
 pub mod media;
 mod platform;
+mod source;
+mod verify;
 
 pub use archive::{read_docker_archive, write_docker_archive};
 pub use config::{Healthcheck, History, ImageConfig, RootFs, RuntimeConfig};
 pub use digest::{DigestingReader, digest_bytes, digest_reader, sha256_hex};
 pub use error::{ReadError, WriteError};
-pub use image::{BlobLocation, Image, ImageError, Layer, RenderedImage};
-pub use layout::{LoadedImage, read_oci_layout, write_oci_layout};
+pub use image::{BlobLocation, Image, ImageError, Layer, LoadedImage, RenderedImage};
+pub use layout::{read_oci_layout, write_oci_layout};
 pub use manifest::{
     Descriptor, DescriptorPlatform, Index, Manifest, ManifestDocument, ManifestError,
     REF_NAME_ANNOTATION,
@@ -51,3 +54,4 @@ pub use manifest::{
 pub use media::{Compression, ManifestFormat, MediaTypeError};
 pub use oci_spec::image::Digest;
 pub use platform::{Platform, PlatformError};
+pub use source::read_image;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use oci_spec::image::{MediaType, ToDockerV2S2};
+use oci_spec::image::MediaType;
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -16,7 +16,7 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker image config media type.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-/// Docker uncompressed layer media type, which `docker save` has used for its layers.
+/// Docker uncompressed layer media type.
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// Docker gzip layer media type.
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -88,19 +88,13 @@ impl ManifestFormat {
     ///
     /// Fails with [`MediaTypeError::DockerZstd`] for a zstd layer in the Docker format.
     pub fn layer_media_type(self, compression: Compression) -> Result<String, MediaTypeError> {
-        let oci = match compression {
-            Compression::None => MediaType::ImageLayer,
-            Compression::Gzip => MediaType::ImageLayerGzip,
-            Compression::Zstd => MediaType::ImageLayerZstd,
-        };
         match (self, compression) {
-            (Self::Oci, _) => Ok(oci.to_string()),
+            (Self::Oci, Compression::None) => Ok(MediaType::ImageLayer.to_string()),
+            (Self::Oci, Compression::Gzip) => Ok(MediaType::ImageLayerGzip.to_string()),
+            (Self::Oci, Compression::Zstd) => Ok(MediaType::ImageLayerZstd.to_string()),
             (Self::Docker, Compression::None) => Ok(DOCKER_LAYER.to_owned()),
+            (Self::Docker, Compression::Gzip) => Ok(DOCKER_LAYER_GZIP.to_owned()),
             (Self::Docker, Compression::Zstd) => Err(MediaTypeError::DockerZstd),
-            (Self::Docker, Compression::Gzip) => oci
-                .to_docker_v2s2()
-                .map(str::to_owned)
-                .map_err(|_| MediaTypeError::DockerZstd),
         }
     }
 

@@ -157,6 +157,26 @@ fn archive_reads_back_unchanged() {
 }
 
 #[test]
+fn read_image_detects_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let (_, path) = written_archive(work.path());
+    let loaded = hoist_image::read_image(&path, Some("example/app:latest")).unwrap();
+    assert_eq!(
+        loaded,
+        read_docker_archive(&path, Some("example/app:latest")).unwrap()
+    );
+}
+
+#[test]
+fn reference_without_tag_means_latest() {
+    let work = tempfile::tempdir().unwrap();
+    let (_, path) = written_archive(work.path());
+    let untagged = read_docker_archive(&path, Some("example/app")).unwrap();
+    let tagged = read_docker_archive(&path, Some("example/app:latest")).unwrap();
+    assert_eq!(untagged, tagged);
+}
+
+#[test]
 fn unknown_tag_lists_archive_tags() {
     let work = tempfile::tempdir().unwrap();
     let (_, path) = written_archive(work.path());

@@ -28,7 +28,7 @@ fn layout_has_spec_files() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
     let dir = work.path().join("layout");
-    let rendered = write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("v1")).unwrap();
+    let rendered = write_oci_layout(&image, ManifestFormat::Oci, &dir, &["v1"]).unwrap();
 
     assert_eq!(
         fs::read_to_string(dir.join("oci-layout")).unwrap(),
@@ -54,11 +54,48 @@ fn layout_has_spec_files() {
 }
 
 #[test]
+fn layout_names_every_tag() {
+    let work = tempfile::tempdir().unwrap();
+    let image = two_layer_image(work.path());
+    let dir = work.path().join("layout");
+    let rendered = write_oci_layout(&image, ManifestFormat::Oci, &dir, &["v1", "latest"]).unwrap();
+
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            entry["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(names, vec!["v1", "latest"]);
+    for tag in ["v1", "latest"] {
+        let loaded = read_oci_layout(&dir, Some(tag)).unwrap();
+        assert_eq!(
+            loaded.rendered.manifest_descriptor.digest,
+            rendered.manifest_descriptor.digest
+        );
+        let reference = format!("oci:{}:{tag}", dir.display());
+        let inspected = skopeo_inspect(&reference, false, work.path());
+        assert_eq!(
+            inspected["Digest"],
+            rendered.manifest_descriptor.digest.to_string()
+        );
+    }
+    // Two names of one manifest are one image.
+    assert!(read_oci_layout(&dir, None).is_ok());
+}
+
+#[test]
 fn skopeo_inspects_layout() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
     let dir = work.path().join("layout");
-    write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("v1")).unwrap();
+    write_oci_layout(&image, ManifestFormat::Oci, &dir, &["v1"]).unwrap();
 
     let reference = format!("oci:{}:v1", dir.display());
     let inspected = skopeo_inspect(&reference, false, work.path());
@@ -85,7 +122,7 @@ fn umoci_unpacks_copied_layout() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
     let dir = work.path().join("layout");
-    write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("v1")).unwrap();
+    write_oci_layout(&image, ManifestFormat::Oci, &dir, &["v1"]).unwrap();
 
     let root = common::unpack_with_umoci(&format!("oci:{}:v1", dir.display()), work.path());
     assert_two_layer_root(&root);
@@ -96,7 +133,7 @@ fn docker_format_layout_reads_back() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
     let dir = work.path().join("layout");
-    write_oci_layout(&image, ManifestFormat::Docker, &dir, Some("v1")).unwrap();
+    write_oci_layout(&image, ManifestFormat::Docker, &dir, &["v1"]).unwrap();
 
     let loaded = read_oci_layout(&dir, Some("v1")).unwrap();
     assert_eq!(loaded.rendered.format, ManifestFormat::Docker);
@@ -111,7 +148,7 @@ fn layout_reads_back_unchanged() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
     let dir = work.path().join("layout");
-    let written = write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("v1")).unwrap();
+    let written = write_oci_layout(&image, ManifestFormat::Oci, &dir, &["v1"]).unwrap();
 
     let by_tag = read_oci_layout(&dir, Some("v1")).unwrap();
     assert_eq!(by_tag.rendered.format, written.format);
@@ -133,13 +170,26 @@ fn layout_reads_back_unchanged() {
 }
 
 #[test]
+fn read_image_detects_layout() {
+    let work = tempfile::tempdir().unwrap();
+    let image = two_layer_image(work.path());
+    let dir = work.path().join("layout");
+    write_oci_layout(&image, ManifestFormat::Oci, &dir, &["v1"]).unwrap();
+    let loaded = hoist_image::read_image(&dir, Some("v1")).unwrap();
+    assert_eq!(loaded, read_oci_layout(&dir, Some("v1")).unwrap());
+
+    let error = hoist_image::read_image(&work.path().join("absent"), None).unwrap_err();
+    assert!(matches!(error, ReadError::Io { .. }), "{error}");
+}
+
+#[test]
 fn layout_write_is_deterministic() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
     let first = work.path().join("first");
     let second = work.path().join("second");
-    write_oci_layout(&image, ManifestFormat::Oci, &first, Some("v1")).unwrap();
-    write_oci_layout(&image, ManifestFormat::Oci, &second, Some("v1")).unwrap();
+    write_oci_layout(&image, ManifestFormat::Oci, &first, &["v1"]).unwrap();
+    write_oci_layout(&image, ManifestFormat::Oci, &second, &["v1"]).unwrap();
     for name in ["index.json", "oci-layout"] {
         assert_eq!(
             fs::read(first.join(name)).unwrap(),
@@ -157,8 +207,8 @@ fn layout_replaces_previous_layout() {
     let work = tempfile::tempdir().unwrap();
     let image = two_layer_image(work.path());
     let dir = work.path().join("layout");
-    write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("old")).unwrap();
-    write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("new")).unwrap();
+    write_oci_layout(&image, ManifestFormat::Oci, &dir, &["old"]).unwrap();
+    write_oci_layout(&image, ManifestFormat::Oci, &dir, &["new"]).unwrap();
     assert!(read_oci_layout(&dir, Some("new")).is_ok());
     assert!(matches!(
         read_oci_layout(&dir, Some("old")),
@@ -173,7 +223,7 @@ fn layout_keeps_unrelated_directory() {
     let dir = work.path().join("documents");
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("notes.txt"), b"keep me").unwrap();
-    let error = write_oci_layout(&image, ManifestFormat::Oci, &dir, None).unwrap_err();
+    let error = write_oci_layout(&image, ManifestFormat::Oci, &dir, &[]).unwrap_err();
     assert!(matches!(error, WriteError::TargetExists { .. }));
     assert_eq!(fs::read(dir.join("notes.txt")).unwrap(), b"keep me");
 }
@@ -191,13 +241,13 @@ fn corrupt_layer_leaves_no_layout() {
     fs::create_dir(&out).unwrap();
 
     let error =
-        write_oci_layout(&image, ManifestFormat::Oci, &out.join("layout"), None).unwrap_err();
+        write_oci_layout(&image, ManifestFormat::Oci, &out.join("layout"), &[]).unwrap_err();
     assert!(matches!(error, WriteError::BlobMismatch { .. }), "{error}");
     assert!(dir_entries(&out).is_empty());
 
     fs::remove_file(&app).unwrap();
     let error =
-        write_oci_layout(&image, ManifestFormat::Oci, &out.join("layout"), None).unwrap_err();
+        write_oci_layout(&image, ManifestFormat::Oci, &out.join("layout"), &[]).unwrap_err();
     assert!(matches!(error, WriteError::ReadBlob { .. }), "{error}");
     assert!(dir_entries(&out).is_empty());
 
@@ -210,7 +260,7 @@ fn corrupt_layer_leaves_no_layout() {
     );
     image.add_layer(zstd, hoist_image::History::default());
     let error =
-        write_oci_layout(&image, ManifestFormat::Docker, &out.join("layout"), None).unwrap_err();
+        write_oci_layout(&image, ManifestFormat::Docker, &out.join("layout"), &[]).unwrap_err();
     assert!(matches!(error, WriteError::Image(_)), "{error}");
     assert!(dir_entries(&out).is_empty());
 }
@@ -218,7 +268,7 @@ fn corrupt_layer_leaves_no_layout() {
 fn written_layout(work: &Path) -> std::path::PathBuf {
     let image = two_layer_image(work);
     let dir = work.join("layout");
-    write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("v1")).unwrap();
+    write_oci_layout(&image, ManifestFormat::Oci, &dir, &["v1"]).unwrap();
     dir
 }
 
@@ -333,7 +383,7 @@ fn zstd_layer_unpacks() {
     let work = tempfile::tempdir().unwrap();
     let image = common::image_with_zstd_layer(work.path());
     let dir = work.path().join("layout");
-    let rendered = write_oci_layout(&image, ManifestFormat::Oci, &dir, Some("v1")).unwrap();
+    let rendered = write_oci_layout(&image, ManifestFormat::Oci, &dir, &["v1"]).unwrap();
     assert_eq!(
         rendered.manifest.layers[2].media_type,
         "application/vnd.oci.image.layer.v1.tar+zstd"

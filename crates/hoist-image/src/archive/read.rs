@@ -1,234 +1,24 @@
-//! docker-archive tarballs, as `docker save` writes them: `manifest.json`, `repositories` and
-//! the blobs.
-//!
-//! NOTE: the tests check the output with `skopeo copy docker-archive:` only, because neither
-//! podman nor Docker is installed on the test machines.
+//! Reading an image back from a docker-archive tarball.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Digest;
-use serde::{Deserialize, Serialize};
-use tar::{EntryType, Header};
+use tar::EntryType;
 
-use crate::atomic;
+use super::write::split_tag;
+use super::{ArchiveManifestEntry, MANIFEST_ENTRY};
 use crate::config::ImageConfig;
-use crate::digest::{DigestingReader, digest_bytes, sha256_hex};
-use crate::error::{ReadError, WriteError};
-use crate::image::{BlobLocation, Image, Layer};
-use crate::layout::{LoadedImage, MAX_JSON_SIZE, check_blob, check_digest};
+use crate::digest::{DigestingReader, digest_bytes};
+use crate::error::ReadError;
+use crate::image::{BlobLocation, Image, ImageError, Layer, LoadedImage};
 use crate::media::{Compression, ManifestFormat};
-
-/// Name of the archive entry that lists the images.
-const MANIFEST_ENTRY: &str = "manifest.json";
+use crate::verify::{MAX_JSON_SIZE, check_digest};
 
 /// Most links followed to resolve one name, so that a cycle of links ends.
 const MAX_LINK_HOPS: usize = 16;
-
-/// One image of an archive's `manifest.json`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ArchiveManifestEntry {
-    /// Archive path of the image config.
-    config: String,
-    /// Names of the image, each `name:tag`.
-    #[serde(default)]
-    repo_tags: Option<Vec<String>>,
-    /// Archive paths of the layer blobs, base layer first.
-    layers: Vec<String>,
-}
-
-/// Writes `image` as a docker-archive tarball at `path`, tagged with each of `tags`
-/// (`name[:tag]`, `latest` when the tag is left out), and returns the config digest, which
-/// Docker shows as the image ID.
-///
-/// Blobs are stored under `blobs/sha256/`, as Docker 25 and later name them, and layers keep
-/// their compression because every loader decompresses them. Headers carry no time or owner,
-/// so the same image gives the same tarball. The tarball is written beside `path` and renamed
-/// into place at the end.
-pub fn write_docker_archive(
-    image: &Image,
-    path: &Path,
-    tags: &[&str],
-) -> Result<Digest, WriteError> {
-    let repo_tags = tags
-        .iter()
-        .map(|tag| split_tag(tag))
-        .collect::<Result<Vec<_>, _>>()?;
-    // Only the config bytes are used: a docker-archive has no registry manifest.
-    let rendered = image.render(ManifestFormat::Oci)?;
-    let config_digest = rendered.manifest.config.digest.clone();
-
-    atomic::write_file(path, |file| {
-        let mut builder = tar::Builder::new(io::BufWriter::new(file));
-        append_archive_entries(&mut builder, image, &rendered.config_json, &repo_tags, path)?;
-        let writer = builder
-            .into_inner()
-            .map_err(|source| write_error(path, source))?;
-        writer
-            .into_inner()
-            .map_err(|error| write_error(path, error.into_error()))?;
-        Ok(())
-    })?;
-    tracing::info!(path = %path.display(), image_id = %config_digest, "wrote docker-archive");
-    Ok(config_digest)
-}
-
-fn append_archive_entries(
-    builder: &mut tar::Builder<impl Write>,
-    image: &Image,
-    config_json: &[u8],
-    repo_tags: &[(String, String)],
-    path: &Path,
-) -> Result<(), WriteError> {
-    append_dir(builder, "blobs/", path)?;
-    append_dir(builder, "blobs/sha256/", path)?;
-
-    let mut layer_names = Vec::new();
-    for layer in image.layers() {
-        let name = blob_name(&layer.digest)?;
-        if !layer_names.contains(&name) {
-            append_layer(builder, layer, &name, path)?;
-        }
-        layer_names.push(name);
-    }
-    let config_name = blob_name(&digest_bytes(config_json))?;
-    append_file(builder, &config_name, config_json, path)?;
-
-    let names: Vec<String> = repo_tags
-        .iter()
-        .map(|(name, tag)| format!("{name}:{tag}"))
-        .collect();
-    let manifest = [ArchiveManifestEntry {
-        config: config_name,
-        // Docker writes `null` for an untagged image.
-        repo_tags: (!names.is_empty()).then_some(names),
-        layers: layer_names,
-    }];
-    append_file(builder, MANIFEST_ENTRY, &to_json(&manifest), path)?;
-    if let Some(top) = image.layers().last()
-        && !repo_tags.is_empty()
-    {
-        let repositories = repositories(repo_tags, &top.digest);
-        append_file(builder, "repositories", &to_json(&repositories), path)?;
-    }
-    Ok(())
-}
-
-/// Builds the legacy `repositories` file, which maps each name and tag to the top layer.
-fn repositories(
-    repo_tags: &[(String, String)],
-    top_layer: &Digest,
-) -> BTreeMap<String, BTreeMap<String, String>> {
-    let top = sha256_hex(top_layer).unwrap_or_default().to_owned();
-    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for (name, tag) in repo_tags {
-        repositories
-            .entry(name.clone())
-            .or_default()
-            .insert(tag.clone(), top.clone());
-    }
-    repositories
-}
-
-fn append_layer(
-    builder: &mut tar::Builder<impl Write>,
-    layer: &Layer,
-    name: &str,
-    path: &Path,
-) -> Result<(), WriteError> {
-    let read_error = |source| WriteError::ReadBlob {
-        path: layer.blob.path.clone(),
-        source,
-    };
-    let mut reader = DigestingReader::new(layer.open().map_err(read_error)?);
-    let mut header = file_header(layer.size, 0o644);
-    // The tar builder copies what the reader returns even when that differs from the header's
-    // size, so `check_blob` catches a blob of the wrong size or content and the archive is
-    // discarded.
-    builder
-        .append_data(&mut header, name, &mut reader)
-        .map_err(|source| write_error(path, source))?;
-    let (digest, size) = reader.finish().map_err(read_error)?;
-    check_blob(layer, &digest, size)
-}
-
-fn append_file(
-    builder: &mut tar::Builder<impl Write>,
-    name: &str,
-    bytes: &[u8],
-    path: &Path,
-) -> Result<(), WriteError> {
-    let mut header = file_header(bytes.len() as u64, 0o644);
-    builder
-        .append_data(&mut header, name, bytes)
-        .map_err(|source| write_error(path, source))
-}
-
-fn append_dir(
-    builder: &mut tar::Builder<impl Write>,
-    name: &str,
-    path: &Path,
-) -> Result<(), WriteError> {
-    let mut header = file_header(0, 0o755);
-    header.set_entry_type(EntryType::Directory);
-    builder
-        .append_data(&mut header, name, io::empty())
-        .map_err(|source| write_error(path, source))
-}
-
-fn file_header(size: u64, mode: u32) -> Header {
-    let mut header = Header::new_ustar();
-    header.set_entry_type(EntryType::Regular);
-    header.set_size(size);
-    header.set_mode(mode);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header
-}
-
-fn blob_name(digest: &Digest) -> Result<String, WriteError> {
-    let hex =
-        sha256_hex(digest).ok_or_else(|| WriteError::UnsupportedDigest(digest.to_string()))?;
-    Ok(format!("blobs/sha256/{hex}"))
-}
-
-/// Splits `name[:tag]` into the name and the tag, `latest` when none is given.
-fn split_tag(reference: &str) -> Result<(String, String), WriteError> {
-    let invalid = || WriteError::InvalidTag(reference.to_owned());
-    if reference.is_empty() || reference.contains('@') || reference.contains(char::is_whitespace) {
-        return Err(invalid());
-    }
-    let last_slash = reference.rfind('/').map_or(0, |index| index + 1);
-    let (name, tag) = match reference[last_slash..].rfind(':') {
-        Some(colon) => {
-            let colon = last_slash + colon;
-            (&reference[..colon], &reference[colon + 1..])
-        }
-        None => (reference, "latest"),
-    };
-    if name.is_empty() || tag.is_empty() || name.ends_with('/') {
-        return Err(invalid());
-    }
-    Ok((name.to_owned(), tag.to_owned()))
-}
-
-fn write_error(path: &Path, source: io::Error) -> WriteError {
-    WriteError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn to_json(value: &impl Serialize) -> Vec<u8> {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => bytes,
-        Err(error) => unreachable!("archive metadata serializes to JSON: {error}"),
-    }
-}
 
 /// An entry of a docker-archive that a name can resolve to.
 #[derive(Clone, Debug)]
@@ -284,15 +74,7 @@ pub fn read_docker_archive(path: &Path, reference: Option<&str>) -> Result<Loade
         path: index.entry_path(MANIFEST_ENTRY),
         source,
     })?;
-    let has_zstd = image
-        .layers()
-        .iter()
-        .any(|layer| layer.compression == Compression::Zstd);
-    let format = if has_zstd {
-        ManifestFormat::Oci
-    } else {
-        ManifestFormat::Docker
-    };
+    let format = archive_format(&image);
     let rendered = image
         .render_with_config(config_json, format)
         .map_err(|source| ReadError::Image {
@@ -301,6 +83,17 @@ pub fn read_docker_archive(path: &Path, reference: Option<&str>) -> Result<Loade
         })?;
     tracing::debug!(path = %path.display(), layers = image.layers().len(), "read docker-archive");
     Ok(LoadedImage { image, rendered })
+}
+
+/// Returns the format an image read from an archive is pushed in: Docker schema 2 like the
+/// registry images `docker save` came from, unless a zstd layer needs the OCI format.
+fn archive_format(image: &Image) -> ManifestFormat {
+    let is_zstd = |layer: &Layer| layer.compression == Compression::Zstd;
+    if image.layers().iter().any(is_zstd) {
+        ManifestFormat::Oci
+    } else {
+        ManifestFormat::Docker
+    }
 }
 
 fn select_entry<'a>(
@@ -317,10 +110,13 @@ fn select_entry<'a>(
             }),
         };
     };
+    // `app` names `app:latest`, as it does for `docker save` and `docker load`.
+    let normalized = split_tag(reference).map(|(name, tag)| format!("{name}:{tag}"));
+    let wanted = normalized.as_deref().unwrap_or(reference);
     let tags_of = |entry: &'a ArchiveManifestEntry| entry.repo_tags.iter().flatten();
     let found = manifest
         .iter()
-        .find(|entry| tags_of(entry).any(|tag| tag == reference));
+        .find(|entry| tags_of(entry).any(|tag| tag == wanted));
     found.ok_or_else(|| {
         let available: Vec<&str> = manifest
             .iter()
@@ -342,7 +138,7 @@ fn read_archive_layers(
 ) -> Result<Vec<Layer>, ReadError> {
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != entry.layers.len() {
-        let source = crate::image::ImageError::LayerCount {
+        let source = ImageError::LayerCount {
             diff_ids: diff_ids.len(),
             layers: entry.layers.len(),
         };
@@ -595,31 +391,6 @@ fn index_entry<R: Read>(entry: &tar::Entry<'_, R>) -> Option<(String, ArchiveEnt
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_tag_defaults_to_latest() {
-        let split = |text| split_tag(text).unwrap();
-        assert_eq!(split("app"), ("app".to_owned(), "latest".to_owned()));
-        assert_eq!(split("app:1.0"), ("app".to_owned(), "1.0".to_owned()));
-        assert_eq!(
-            split("localhost:5000/team/app"),
-            ("localhost:5000/team/app".to_owned(), "latest".to_owned())
-        );
-        assert_eq!(
-            split("localhost:5000/app:v2"),
-            ("localhost:5000/app".to_owned(), "v2".to_owned())
-        );
-    }
-
-    #[test]
-    fn split_tag_rejects_digests_and_blanks() {
-        for text in ["", "app@sha256:abc", "app:", ":tag", "a b", "registry/"] {
-            assert!(
-                matches!(split_tag(text), Err(WriteError::InvalidTag(_))),
-                "{text}"
-            );
-        }
-    }
 
     #[test]
     fn normalize_stays_inside_root() {

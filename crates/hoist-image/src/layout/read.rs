@@ -1,183 +1,21 @@
-//! OCI image layout directories: `oci-layout`, `index.json` and `blobs/sha256/`.
+//! Reading an image back from an OCI image layout.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Digest;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use serde::{Deserialize, Serialize};
 
-use crate::atomic;
+use super::LayoutHeader;
 use crate::config::ImageConfig;
-use crate::digest::{DigestingReader, digest_reader, sha256_hex};
-use crate::error::{ReadError, WriteError};
-use crate::image::{Image, Layer, RenderedImage};
+use crate::digest::{digest_bytes, digest_reader, sha256_hex};
+use crate::error::ReadError;
+use crate::image::{Image, ImageError, Layer, LoadedImage, RenderedImage};
 use crate::manifest::{Descriptor, Index, Manifest, ManifestDocument, REF_NAME_ANNOTATION};
-use crate::media::{Compression, ManifestFormat, OCI_INDEX};
-
-/// The `imageLayoutVersion` that hoist writes and reads.
-const LAYOUT_VERSION: &str = "1.0.0";
-
-/// Largest manifest, index or config that hoist reads into memory, in bytes.
-pub(crate) const MAX_JSON_SIZE: u64 = 16 * 1024 * 1024;
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LayoutHeader {
-    image_layout_version: String,
-}
-
-/// An image read back from an output, with the exact bytes of its config and manifest so
-/// that pushing it keeps its digests.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LoadedImage {
-    /// The image model.
-    pub image: Image,
-    /// The config and manifest as stored, with the manifest's descriptor.
-    pub rendered: RenderedImage,
-}
-
-/// Writes `image` as an OCI image layout at `dir`, naming it `tag` in `index.json` through
-/// the `org.opencontainers.image.ref.name` annotation, and returns the documents written.
-///
-/// The layout is built beside `dir` and renamed into place at the end. An existing `dir` is
-/// replaced only if it is an OCI layout (it has an `oci-layout` file) or empty. Every layer
-/// blob is copied and checked against its digest and size on the way.
-///
-/// NOTE: skopeo 1.9.3 (Debian 12) looks only for OCI-typed manifests in `index.json`, so it
-/// does not find an image written here in [`ManifestFormat::Docker`]; hoist reads both.
-pub fn write_oci_layout(
-    image: &Image,
-    format: ManifestFormat,
-    dir: &Path,
-    tag: Option<&str>,
-) -> Result<RenderedImage, WriteError> {
-    let rendered = image.render(format)?;
-    atomic::write_dir(dir, is_replaceable_layout, |temporary| {
-        write_layout_files(temporary, image, &rendered, tag)
-    })?;
-    tracing::info!(
-        path = %dir.display(),
-        digest = %rendered.manifest_descriptor.digest,
-        %format,
-        "wrote OCI image layout"
-    );
-    Ok(rendered)
-}
-
-fn write_layout_files(
-    root: &Path,
-    image: &Image,
-    rendered: &RenderedImage,
-    tag: Option<&str>,
-) -> Result<(), WriteError> {
-    let blobs = root.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs).map_err(|source| WriteError::Io {
-        path: blobs.clone(),
-        source,
-    })?;
-
-    for layer in image.layers() {
-        copy_layer(layer, &blob_path(&blobs, &layer.digest)?)?;
-    }
-    let config_digest = &rendered.manifest.config.digest;
-    write_new(&blob_path(&blobs, config_digest)?, &rendered.config_json)?;
-    let manifest_digest = &rendered.manifest_descriptor.digest;
-    write_new(
-        &blob_path(&blobs, manifest_digest)?,
-        &rendered.manifest_json,
-    )?;
-
-    let header = LayoutHeader {
-        image_layout_version: LAYOUT_VERSION.to_owned(),
-    };
-    write_new(&root.join("oci-layout"), &json_bytes(&header))?;
-    let index = layout_index(rendered, tag);
-    write_new(&root.join("index.json"), &index.to_json())
-}
-
-fn layout_index(rendered: &RenderedImage, tag: Option<&str>) -> Index {
-    let mut descriptor = rendered.manifest_descriptor.clone();
-    descriptor.annotations =
-        tag.map(|tag| BTreeMap::from([(REF_NAME_ANNOTATION.to_owned(), tag.to_owned())]));
-    Index {
-        schema_version: 2,
-        media_type: Some(OCI_INDEX.to_owned()),
-        manifests: vec![descriptor],
-        annotations: None,
-    }
-}
-
-fn is_replaceable_layout(dir: &Path) -> bool {
-    let is_layout = dir.join("oci-layout").is_file();
-    let is_empty = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
-    is_layout || is_empty
-}
-
-/// Copies a layer blob, checking its digest and size, unless an earlier layer with the same
-/// digest already put it there.
-pub(crate) fn copy_layer(layer: &Layer, target: &Path) -> Result<(), WriteError> {
-    if target.exists() {
-        return Ok(());
-    }
-    let source_path = layer.blob.path.clone();
-    let read_error = |source| WriteError::ReadBlob {
-        path: source_path.clone(),
-        source,
-    };
-    let source = layer.open().map_err(read_error)?;
-    let mut reader = DigestingReader::new(source);
-    let mut file = File::create(target).map_err(|source| WriteError::Io {
-        path: target.to_owned(),
-        source,
-    })?;
-    io::copy(&mut reader, &mut file).map_err(read_error)?;
-    let (digest, size) = reader.finish().map_err(read_error)?;
-    check_blob(layer, &digest, size)?;
-    file.sync_all().map_err(|source| WriteError::Io {
-        path: target.to_owned(),
-        source,
-    })
-}
-
-pub(crate) fn check_blob(layer: &Layer, digest: &Digest, size: u64) -> Result<(), WriteError> {
-    if digest == &layer.digest && size == layer.size {
-        return Ok(());
-    }
-    Err(WriteError::BlobMismatch {
-        path: layer.blob.path.clone(),
-        expected: layer.digest.to_string(),
-        actual: digest.to_string(),
-        expected_size: layer.size,
-        actual_size: size,
-    })
-}
-
-fn blob_path(blobs: &Path, digest: &Digest) -> Result<PathBuf, WriteError> {
-    let hex =
-        sha256_hex(digest).ok_or_else(|| WriteError::UnsupportedDigest(digest.to_string()))?;
-    Ok(blobs.join(hex))
-}
-
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let io_error = |source| WriteError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = File::create(path).map_err(io_error)?;
-    file.write_all(bytes).map_err(io_error)?;
-    file.sync_all().map_err(io_error)
-}
-
-fn json_bytes(value: &impl Serialize) -> Vec<u8> {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => bytes,
-        Err(error) => unreachable!("a layout header serializes to JSON: {error}"),
-    }
-}
+use crate::media::{Compression, DOCKER_MANIFEST_LIST, OCI_INDEX};
+use crate::verify::{MAX_JSON_SIZE, check_digest, check_size};
 
 /// Reads the image named `reference` from the OCI layout at `dir`, or its only image when
 /// `reference` is `None`, and checks every blob's size and digest against its descriptor.
@@ -195,7 +33,7 @@ pub fn read_oci_layout(dir: &Path, reference: Option<&str>) -> Result<LoadedImag
     let descriptor = select_image(dir, &index, reference)?;
     if matches!(
         descriptor.media_type.as_str(),
-        OCI_INDEX | crate::media::DOCKER_MANIFEST_LIST
+        OCI_INDEX | DOCKER_MANIFEST_LIST
     ) {
         return Err(ReadError::NestedIndex {
             path: index_path,
@@ -206,7 +44,10 @@ pub fn read_oci_layout(dir: &Path, reference: Option<&str>) -> Result<LoadedImag
     let manifest_path = blob_file(dir, &index_path, &descriptor.digest)?;
     let manifest_json = read_blob_json(&manifest_path, descriptor)?;
     let manifest = parse_manifest(&manifest_path, &manifest_json, descriptor)?;
-    let format = manifest_format(&manifest_path, &manifest, descriptor)?;
+    let format = manifest.format().map_err(|source| ReadError::MediaType {
+        path: manifest_path.clone(),
+        source,
+    })?;
 
     let config_path = blob_file(dir, &manifest_path, &manifest.config.digest)?;
     let config_json = read_blob_json(&config_path, &manifest.config)?;
@@ -267,32 +108,21 @@ fn parse_manifest(
     }
 }
 
-fn manifest_format(
-    path: &Path,
-    manifest: &Manifest,
-    descriptor: &Descriptor,
-) -> Result<ManifestFormat, ReadError> {
-    let media_type = manifest
-        .media_type
-        .as_deref()
-        .unwrap_or(&descriptor.media_type);
-    ManifestFormat::from_manifest_media_type(media_type).map_err(|source| ReadError::MediaType {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 fn select_image<'a>(
     dir: &Path,
     index: &'a Index,
     reference: Option<&str>,
 ) -> Result<&'a Descriptor, ReadError> {
     let Some(reference) = reference else {
-        return match index.manifests.as_slice() {
-            [only] => Ok(only),
-            all => Err(ReadError::NotOneImage {
+        // Several names of one manifest are still one image.
+        let first = index.manifests.first();
+        let same_image =
+            |descriptor: &Descriptor| first.is_some_and(|first| first.digest == descriptor.digest);
+        return match first {
+            Some(first) if index.manifests.iter().all(same_image) => Ok(first),
+            _ => Err(ReadError::NotOneImage {
                 path: dir.to_owned(),
-                count: all.len(),
+                count: index.manifests.len(),
             }),
         };
     };
@@ -325,7 +155,7 @@ fn read_layers(
 ) -> Result<Vec<Layer>, ReadError> {
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
-        let source = crate::image::ImageError::LayerCount {
+        let source = ImageError::LayerCount {
             diff_ids: diff_ids.len(),
             layers: manifest.layers.len(),
         };
@@ -453,7 +283,7 @@ fn read_blob_json(path: &Path, descriptor: &Descriptor) -> Result<Vec<u8>, ReadE
         });
     }
     let bytes = read_json_file(path)?;
-    let actual = crate::digest::digest_bytes(&bytes);
+    let actual = digest_bytes(&bytes);
     check_size(path, descriptor.size, bytes.len() as u64)?;
     check_digest(path, &descriptor.digest, &actual)?;
     Ok(bytes)
@@ -469,30 +299,4 @@ fn verify_blob_file(path: &Path, descriptor: &Descriptor) -> Result<(), ReadErro
     check_size(path, descriptor.size, size)?;
     let (digest, _) = digest_reader(file).map_err(io_error)?;
     check_digest(path, &descriptor.digest, &digest)
-}
-
-pub(crate) fn check_size(path: &Path, expected: u64, actual: u64) -> Result<(), ReadError> {
-    if expected == actual {
-        return Ok(());
-    }
-    Err(ReadError::SizeMismatch {
-        path: path.to_owned(),
-        expected,
-        actual,
-    })
-}
-
-pub(crate) fn check_digest(
-    path: &Path,
-    expected: &Digest,
-    actual: &Digest,
-) -> Result<(), ReadError> {
-    if expected == actual {
-        return Ok(());
-    }
-    Err(ReadError::DigestMismatch {
-        path: path.to_owned(),
-        expected: expected.to_string(),
-        actual: actual.to_string(),
-    })
 }
