@@ -10,5 +10,9 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod instructions;
 pub mod parser;
 pub mod shell;
+
+#[doc(hidden)]
+pub mod fuzzing;

@@ -1,0 +1,38 @@
+//! Entry points shared by the fuzz targets in `fuzz/` and the tests that
+//! replay their corpora, so that both exercise the same code.
+
+use std::collections::BTreeMap;
+
+use crate::shell::Lexer;
+
+/// Parses `data` as a Dockerfile and renders the dump of what parses.
+pub fn parse_bytes(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(dockerfile) = crate::parser::parse(text, "fuzz") {
+        let _ = dockerfile.dump();
+    }
+}
+
+/// Expands `data` as a shell word. The first byte picks the escape
+/// character and the lexer switches; the rest is the word.
+pub fn expand_bytes(data: &[u8]) {
+    let Some((&switches, word)) = data.split_first() else {
+        return;
+    };
+    let Ok(word) = std::str::from_utf8(word) else {
+        return;
+    };
+    let lexer = Lexer {
+        escape: if switches & 1 == 0 { '\\' } else { '`' },
+        raw_quotes: switches & 2 != 0,
+        raw_escapes: switches & 4 != 0,
+        skip_unset: switches & 8 != 0,
+    };
+    let env: BTreeMap<String, String> = [("A", "a b"), ("EMPTY", ""), ("PATH", "/usr/bin:/bin")]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+    let _ = lexer.process(word, &env);
+}
