@@ -13,6 +13,7 @@
 pub mod instructions;
 pub mod parser;
 pub mod shell;
+pub mod stages;
 
 #[doc(hidden)]
 pub mod fuzzing;

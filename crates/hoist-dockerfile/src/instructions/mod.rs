@@ -160,6 +160,32 @@ pub enum InstructionKind {
     Onbuild(OnbuildInstruction),
 }
 
+impl InstructionKind {
+    /// Returns the instruction keyword in uppercase.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Self::From(_) => "FROM",
+            Self::Run(_) => "RUN",
+            Self::Cmd(_) => "CMD",
+            Self::Entrypoint(_) => "ENTRYPOINT",
+            Self::Shell(_) => "SHELL",
+            Self::Copy(_) => "COPY",
+            Self::Add(_) => "ADD",
+            Self::Env(_) => "ENV",
+            Self::Label(_) => "LABEL",
+            Self::Arg(_) => "ARG",
+            Self::Expose(_) => "EXPOSE",
+            Self::Volume(_) => "VOLUME",
+            Self::User(_) => "USER",
+            Self::Workdir(_) => "WORKDIR",
+            Self::Stopsignal(_) => "STOPSIGNAL",
+            Self::Maintainer(_) => "MAINTAINER",
+            Self::Healthcheck(_) => "HEALTHCHECK",
+            Self::Onbuild(_) => "ONBUILD",
+        }
+    }
+}
+
 /// A single text argument.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Text {
