@@ -36,3 +36,15 @@ pub fn expand_bytes(data: &[u8]) {
         .collect();
     let _ = lexer.process(word, &env);
 }
+
+/// Parses the first line of `data` as an ignore file's path to test and the
+/// rest as the ignore file, then matches the path.
+pub fn dockerignore_bytes(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (path, patterns) = text.split_once('\n').unwrap_or((text, ""));
+    if let Ok(matcher) = crate::dockerignore::IgnoreMatcher::parse(patterns, "fuzz") {
+        let _ = matcher.is_excluded(path);
+    }
+}

@@ -10,6 +10,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod dockerignore;
 pub mod instructions;
 pub mod parser;
 pub mod shell;
