@@ -69,7 +69,6 @@ pub struct BuildOptions {
 
 /// A failure to resolve stages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {kind}")]
 pub struct StageError {
     /// File name given to the parser.
     pub file: String,
@@ -77,6 +76,15 @@ pub struct StageError {
     pub line: usize,
     /// What is wrong.
     pub kind: Box<StageErrorKind>,
+}
+
+impl std::fmt::Display for StageError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(formatter, "{}: {}", self.file, self.kind),
+            line => write!(formatter, "{}:{line}: {}", self.file, self.kind),
+        }
+    }
 }
 
 /// The kinds of [`StageError`].
