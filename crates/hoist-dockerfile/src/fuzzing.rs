@@ -4,15 +4,33 @@
 use std::collections::BTreeMap;
 
 use crate::shell::Lexer;
+use crate::stages::{BuildOptions, Platform};
 
-/// Parses `data` as a Dockerfile and renders the dump of what parses.
+/// Parses `data` as a Dockerfile, renders its dump, types its instructions
+/// and resolves its stages.
 pub fn parse_bytes(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(dockerfile) = crate::parser::parse(text, "fuzz") {
-        let _ = dockerfile.dump();
-    }
+    let Ok(dockerfile) = crate::parser::parse(text, "fuzz") else {
+        return;
+    };
+    let _ = dockerfile.dump();
+    let Ok(instructions) = crate::instructions::instructions(&dockerfile) else {
+        return;
+    };
+    let platform = Platform {
+        os: "linux".to_owned(),
+        architecture: "amd64".to_owned(),
+        variant: String::new(),
+    };
+    let options = BuildOptions {
+        build_args: BTreeMap::from([("A".to_owned(), "x".to_owned())]),
+        target: None,
+        target_platform: platform.clone(),
+        build_platform: platform,
+    };
+    let _ = crate::stages::resolve("fuzz", dockerfile.escape, &instructions, &options);
 }
 
 /// Expands `data` as a shell word. The first byte picks the escape

@@ -5,6 +5,7 @@
 mod duration;
 mod flags;
 mod mount;
+mod print;
 
 use std::time::Duration;
 
