@@ -28,7 +28,7 @@ pub struct IgnoreError {
     pub line: usize,
     /// The pattern as written.
     pub pattern: String,
-    /// What is wrong with it.
+    /// The reason the pattern is invalid.
     pub reason: &'static str,
 }
 
@@ -101,14 +101,14 @@ impl IgnoreMatcher {
         Ok(Self { patterns })
     }
 
-    /// Whether any line is an exception (`!pattern`). A walker must then
+    /// Returns whether any line is an exception (`!pattern`). A walker must then
     /// look inside excluded directories, since an exception may re-include
     /// something there.
     pub fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|pattern| pattern.exception)
     }
 
-    /// Whether `path` (relative to the context root, `/`-separated) is
+    /// Returns whether `path` (relative to the context root, `/`-separated) is
     /// excluded from the build context.
     pub fn is_excluded(&self, path: &str) -> bool {
         let path = clean_path(path);

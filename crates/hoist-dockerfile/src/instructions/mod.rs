@@ -24,7 +24,7 @@ pub struct InstructionError {
     pub file: String,
     /// 1-based line where the instruction starts.
     pub line: usize,
-    /// What is wrong.
+    /// The kind of failure.
     pub kind: Box<InstructionErrorKind>,
 }
 
@@ -70,7 +70,7 @@ pub enum InstructionErrorKind {
         flag: String,
         /// The value given.
         value: String,
-        /// What was expected.
+        /// The expected form of the value.
         reason: String,
     },
     /// A `RUN --mount` value is malformed.
@@ -78,7 +78,7 @@ pub enum InstructionErrorKind {
     InvalidMount {
         /// The value given.
         value: String,
-        /// What is wrong.
+        /// The reason the value is invalid.
         reason: String,
     },
     /// The instruction has the wrong number or shape of arguments.
@@ -86,7 +86,7 @@ pub enum InstructionErrorKind {
     InvalidArguments {
         /// Instruction keyword, uppercased.
         instruction: String,
-        /// What the instruction takes.
+        /// The arguments the instruction requires.
         expected: &'static str,
         /// The instruction as written.
         found: String,
@@ -328,7 +328,7 @@ pub enum HealthTest {
 /// `HEALTHCHECK`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Healthcheck {
-    /// What to run.
+    /// The test command, or `NONE`.
     pub test: HealthTest,
     /// `--interval`.
     pub interval: Option<Duration>,

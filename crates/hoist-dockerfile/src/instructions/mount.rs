@@ -20,7 +20,7 @@ pub enum MountType {
     Ssh,
 }
 
-/// How concurrent builds share a cache mount.
+/// The sharing mode of a cache mount between concurrent builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Sharing {

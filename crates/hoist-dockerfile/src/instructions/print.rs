@@ -7,7 +7,7 @@ use super::{CommandLine, HealthTest, Healthcheck, InstructionKind, Pairs};
 impl InstructionKind {
     /// Formats the instruction as one Dockerfile line (without a newline).
     /// Values are written as stored, so parsing the line gives this
-    /// instruction back when the values contain no line breaks; heredoc
+    /// instruction back when the values contain no line breaks. Heredoc
     /// bodies and `RUN --mount` flags are not printed.
     pub fn to_line(&self) -> String {
         let keyword = self.keyword();

@@ -67,7 +67,7 @@ pub fn go_quote(text: &str) -> String {
 /// Approximates Go's `unicode.IsPrint`: letters, marks, numbers, punctuation,
 /// symbols and the ASCII space.
 // NOTE: without Unicode category tables this treats unassigned code points
-// as printable, where Go escapes them; controls, separators, format
+// as printable, where Go escapes them. Controls, separators, format
 // characters, private-use characters and noncharacters are escaped as in Go.
 fn is_go_printable(ch: char) -> bool {
     if ch == ' ' {

@@ -37,8 +37,8 @@ impl Heredoc {
 }
 
 /// Finds the heredocs that a logical line opens, in order. Words are split
-/// with `\` as the escape, whatever the file's escape directive says, as in
-/// BuildKit; a line that cannot be split opens none.
+/// with `\` as the escape whatever the escape directive sets, as in
+/// BuildKit. A line that cannot be split opens none.
 pub(super) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ParseErrorKind> {
     let lexer = Lexer {
         raw_quotes: true,

@@ -212,7 +212,7 @@ impl Node {
         }
     }
 
-    /// Whether heredocs are read after this instruction: `RUN`, `COPY` and
+    /// Returns whether heredocs are read after this instruction: `RUN`, `COPY` and
     /// `ADD` in shell form, also under `ONBUILD`.
     fn can_contain_heredoc(&self) -> bool {
         let target = match &self.child {
@@ -252,7 +252,7 @@ fn split_directive(line: &str) -> Option<(&str, &str)> {
     Some((name, value))
 }
 
-/// The characters of Go's regexp class `\s`.
+/// Returns whether `c` is in Go's regexp class `\s`.
 fn is_go_regexp_space(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\x0c' | '\r' | ' ')
 }

@@ -18,7 +18,7 @@ pub use heredoc::Heredoc;
 use crate::shell::ExpandError;
 
 /// Maximum length of one physical line in bytes. BuildKit reads lines with a
-/// Go `bufio.Scanner`, which rejects lines of 64 KiB or more; hoist keeps the
+/// Go `bufio.Scanner`, which rejects lines of 64 KiB or more. hoist keeps the
 /// same limit so that both accept the same files.
 pub const MAX_LINE_BYTES: usize = 64 * 1024 - 1;
 
@@ -35,7 +35,7 @@ pub struct ParseError {
     pub file: String,
     /// 1-based line number where the failing instruction or directive starts.
     pub line: usize,
-    /// What went wrong.
+    /// The kind of failure.
     pub kind: ParseErrorKind,
 }
 
@@ -88,7 +88,7 @@ pub enum ParseErrorKind {
     InvalidHeredoc {
         /// The `<<` word as written.
         word: String,
-        /// Why lexing failed.
+        /// The lexer error.
         source: Box<ExpandError>,
     },
     /// A physical line is longer than [`MAX_LINE_BYTES`].

@@ -22,7 +22,7 @@ pub const MAX_NESTING: usize = 64;
 pub struct ExpandError {
     /// The word as given to the lexer.
     pub input: String,
-    /// What went wrong.
+    /// The kind of failure.
     pub kind: ExpandErrorKind,
 }
 
@@ -528,7 +528,8 @@ impl Scanner<'_> {
     }
 }
 
-/// Decimal digits, as Go's `unicode.IsDigit` (category Nd) sees them.
+/// Returns whether `ch` is a decimal digit, as Go's `unicode.IsDigit`
+/// (category Nd) defines it.
 // NOTE: `char::is_numeric` also covers letter-like and other numbers (Nl,
 // No), so non-ASCII digits are approximated.
 fn is_digit(ch: char) -> bool {

@@ -1,11 +1,11 @@
 //! Build stages: ARG and ENV scoping, expansion of instruction values, the
 //! stage dependency graph, `--target` and the stages a target needs.
 //!
-//! Scoping follows BuildKit: `ARG`s before the first `FROM` are global and
-//! usable in `FROM`; inside a stage an ARG is visible only after it is
-//! declared there (an ARG without a default takes the global value);
-//! `--build-arg` values override defaults; a stage built `FROM` another stage
-//! starts with that stage's ENV and declared ARGs; ENV wins over an ARG of
+//! Scoping follows BuildKit. `ARG`s before the first `FROM` are global and
+//! usable in `FROM`. Inside a stage an ARG is visible only after it is
+//! declared there, and an ARG without a default takes the global value.
+//! `--build-arg` values override defaults. A stage built `FROM` another stage
+//! starts with that stage's ENV and declared ARGs. ENV wins over an ARG of
 //! the same name.
 
 mod expand;
@@ -54,7 +54,7 @@ impl Platform {
     }
 }
 
-/// What a build asks for.
+/// The inputs of a build: build args, target and platforms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildOptions {
     /// `--build-arg` values.
@@ -74,7 +74,7 @@ pub struct StageError {
     pub file: String,
     /// 1-based line of the instruction involved, or 0 for the whole file.
     pub line: usize,
-    /// What is wrong.
+    /// The kind of failure.
     pub kind: Box<StageErrorKind>,
 }
 
@@ -157,7 +157,7 @@ pub struct Stage {
     pub index: usize,
     /// Name given with `AS`, lowercased.
     pub name: Option<String>,
-    /// What the stage starts from.
+    /// The starting point: an image, an earlier stage or scratch.
     pub base: Base,
     /// `--platform` of the `FROM`, expanded.
     pub platform: Option<String>,
@@ -199,7 +199,7 @@ pub fn resolve(
     resolver.run(instructions)
 }
 
-/// The platform args (`TARGETPLATFORM`, `BUILDOS`, ...) for `options`.
+/// Returns the platform args (`TARGETPLATFORM`, `BUILDOS`, ...) for `options`.
 pub fn platform_args(options: &BuildOptions) -> Vec<(String, String)> {
     let mut args = Vec::new();
     for (prefix, platform) in [
