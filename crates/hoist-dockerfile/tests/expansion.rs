@@ -123,3 +123,12 @@ fn skip_unset_keeps_references() {
         "$UNSET ${UNSET} ${UNSET:-x} dir/sub/file.tar.gz"
     );
 }
+
+#[test]
+fn nested_replacements_are_bounded() {
+    let depth = 40;
+    let word = format!("{}x{}", "${SPACED//?/".repeat(depth), "}".repeat(depth));
+    let started = std::time::Instant::now();
+    assert_eq!(expand(&word), Err(ExpandErrorKind::TooLong));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -16,6 +16,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// error, so that no input recurses without bound.
 pub const MAX_NESTING: usize = 64;
 
+/// Maximum length in characters of a value produced by
+/// `${VAR/pattern/replacement}`. Nested replacements multiply lengths, so
+/// without a limit a short word could expand to gigabytes.
+pub const MAX_REPLACEMENT_OUTPUT: usize = 1 << 20;
+
 /// A failed expansion, with the input it happened on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("failed to expand {input:?}: {kind}")]
@@ -66,6 +71,9 @@ pub enum ExpandErrorKind {
         /// The character after the backslash, empty at the end.
         escaped: String,
     },
+    /// A replacement produced more than [`MAX_REPLACEMENT_OUTPUT`] characters.
+    #[error("substitution result is longer than {MAX_REPLACEMENT_OUTPUT} characters")]
+    TooLong,
     /// `${...}` nested deeper than [`MAX_NESTING`].
     #[error("substitutions nested more than {MAX_NESTING} levels deep")]
     TooDeep,

@@ -6,7 +6,7 @@
 //! Matching runs a small NFA over the value, so its cost is the product of
 //! the value and pattern lengths.
 
-use super::ExpandErrorKind;
+use super::{ExpandErrorKind, MAX_REPLACEMENT_OUTPUT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
@@ -188,24 +188,32 @@ pub(super) fn replace(
     let tokens = compile(pattern)?;
     let chars: Vec<char> = value.chars().collect();
     if !all {
-        return Ok(match find(&chars, &tokens, 0) {
-            Some((start, end)) => {
-                let mut out: String = chars[..start].iter().collect();
-                out.push_str(replacement);
-                out.extend(&chars[end..]);
-                out
-            }
-            None => value.to_owned(),
-        });
+        let Some((start, end)) = find(&chars, &tokens, 0) else {
+            return Ok(value.to_owned());
+        };
+        let length = chars.len() - (end - start) + replacement.chars().count();
+        if length > MAX_REPLACEMENT_OUTPUT {
+            return Err(ExpandErrorKind::TooLong);
+        }
+        let mut out: String = chars[..start].iter().collect();
+        out.push_str(replacement);
+        out.extend(&chars[end..]);
+        return Ok(out);
     }
-    Ok(replace_all(&chars, &tokens, &expand_template(replacement)))
+    replace_all(&chars, &tokens, &expand_template(replacement))
 }
 
 /// Replaces every match the way Go's `Regexp.ReplaceAllString` does: an
 /// empty match right after a previous match is not replaced, and the search
 /// always moves on by at least one character.
-fn replace_all(chars: &[char], tokens: &[Token], replacement: &str) -> String {
+fn replace_all(
+    chars: &[char],
+    tokens: &[Token],
+    replacement: &str,
+) -> Result<String, ExpandErrorKind> {
+    let replacement_length = replacement.chars().count();
     let mut out = String::new();
+    let mut length = 0;
     let mut last_end = 0;
     let mut search = 0;
     while search <= chars.len() {
@@ -213,14 +221,19 @@ fn replace_all(chars: &[char], tokens: &[Token], replacement: &str) -> String {
             break;
         };
         out.extend(&chars[last_end..start]);
+        length += start - last_end;
         if end > last_end || start == 0 {
             out.push_str(replacement);
+            length += replacement_length;
+        }
+        if length > MAX_REPLACEMENT_OUTPUT {
+            return Err(ExpandErrorKind::TooLong);
         }
         last_end = end;
         search = if search + 1 > end { search + 1 } else { end };
     }
     out.extend(&chars[last_end.min(chars.len())..]);
-    out
+    Ok(out)
 }
 
 /// Applies Go's replacement-template rules for a pattern without groups:

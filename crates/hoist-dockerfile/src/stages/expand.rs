@@ -327,6 +327,8 @@ impl<'a> Resolver<'a> {
                 copy.sources = self.expand_all(&copy.sources, &values)?;
                 copy.destination = self.expand_word(&copy.destination, &values)?;
                 copy.exclude = self.expand_all(&copy.exclude, &values)?;
+                // TODO: expand heredoc bodies whose delimiter was unquoted;
+                // BuildKit's exact lexer settings for bodies are not checked yet.
                 InstructionKind::Copy(copy)
             }
             InstructionKind::Add(add) => {
