@@ -5,6 +5,11 @@
 //!
 //! Matching runs a small NFA over the value, so its cost is the product of
 //! the value and pattern lengths.
+//!
+//! NOTE: BuildKit compiles patterns to Go regular expressions, which pick the
+//! leftmost-first match. This module picks the shortest or longest match
+//! instead. Both agree on the cases tested here, but they are not proven
+//! equal for every pattern with several stars.
 
 use super::{ExpandErrorKind, MAX_REPLACEMENT_OUTPUT};
 
