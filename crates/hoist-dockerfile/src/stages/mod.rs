@@ -1,0 +1,220 @@
+//! Build stages: ARG and ENV scoping, expansion of instruction values, the
+//! stage dependency graph, `--target` and the stages a target needs.
+//!
+//! Scoping follows BuildKit. `ARG`s before the first `FROM` are global and
+//! usable in `FROM`. Inside a stage an ARG is visible only after it is
+//! declared there, and an ARG without a default takes the global value.
+//! `--build-arg` values override defaults. A stage built `FROM` another stage
+//! starts with that stage's ENV and declared ARGs. ENV wins over an ARG of
+//! the same name.
+
+mod expand;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::instructions::{Instruction, InstructionKind};
+use crate::shell::{ExpandError, Lexer};
+
+/// Build arguments that every build accepts without an `ARG` line; they
+/// reach `RUN` only, and only when given.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// A platform such as `linux/arm64/v8`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Platform {
+    /// Operating system, such as `linux`.
+    pub os: String,
+    /// Architecture in OCI terms, such as `amd64` or `arm64`.
+    pub architecture: String,
+    /// Variant, such as `v7`, or empty.
+    pub variant: String,
+}
+
+impl Platform {
+    /// Returns `os/architecture[/variant]`.
+    pub fn specifier(&self) -> String {
+        if self.variant.is_empty() {
+            format!("{}/{}", self.os, self.architecture)
+        } else {
+            format!("{}/{}/{}", self.os, self.architecture, self.variant)
+        }
+    }
+}
+
+/// The inputs of a build: build args, target and platforms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target` stage name, or the last stage when `None`.
+    pub target: Option<String>,
+    /// Platform the image is built for (`TARGET*` args).
+    pub target_platform: Platform,
+    /// Platform the build runs on (`BUILD*` args).
+    pub build_platform: Platform,
+}
+
+/// A failure to resolve stages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct StageError {
+    /// File name given to the parser.
+    pub file: String,
+    /// 1-based line of the instruction involved, or 0 for the whole file.
+    pub line: usize,
+    /// The kind of failure.
+    pub kind: Box<StageErrorKind>,
+}
+
+impl std::fmt::Display for StageError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(formatter, "{}: {}", self.file, self.kind),
+            line => write!(formatter, "{}:{line}: {}", self.file, self.kind),
+        }
+    }
+}
+
+/// The kinds of [`StageError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StageErrorKind {
+    /// An instruction other than `ARG` comes before the first `FROM`.
+    #[error("{instruction} is not allowed before the first FROM: only ARG is")]
+    BeforeFirstFrom {
+        /// The instruction keyword.
+        instruction: String,
+    },
+    /// The file has no `FROM`.
+    #[error("no build stage: the file has no FROM")]
+    NoStages,
+    /// Two stages have the same name.
+    #[error("duplicate stage name {name:?}")]
+    DuplicateStageName {
+        /// The name.
+        name: String,
+    },
+    /// `--target` names no stage.
+    #[error("target stage {name:?} could not be found")]
+    TargetNotFound {
+        /// The requested name.
+        name: String,
+    },
+    /// `FROM` expands to an empty image name.
+    #[error("FROM {written:?} expands to an empty image name")]
+    EmptyBaseName {
+        /// The image as written.
+        written: String,
+    },
+    /// A `COPY --from` or `RUN --mount=from=` refers to the stage itself or
+    /// to a later stage by index.
+    #[error("{reference:?} refers to the current or a later stage")]
+    ForwardReference {
+        /// The reference as expanded.
+        reference: String,
+    },
+    /// A word cannot be expanded.
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+}
+
+/// The base of a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Base {
+    /// An image reference to pull.
+    Image(String),
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// The empty `scratch` image.
+    Scratch,
+}
+
+/// A name and value in scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Variable {
+    /// Name.
+    pub name: String,
+    /// Value; `None` for an ARG declared without a value.
+    pub value: Option<String>,
+}
+
+/// One resolved build stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    /// 0-based index in the file.
+    pub index: usize,
+    /// Name given with `AS`, lowercased.
+    pub name: Option<String>,
+    /// The starting point: an image, an earlier stage or scratch.
+    pub base: Base,
+    /// `--platform` of the `FROM`, expanded.
+    pub platform: Option<String>,
+    /// Instructions after `FROM`, with values expanded.
+    pub instructions: Vec<Instruction>,
+    /// Stages this stage uses (base, `COPY --from`, `RUN --mount=from=`).
+    pub dependencies: BTreeSet<usize>,
+    /// Images this stage uses through `COPY --from` or `RUN --mount=from=`.
+    pub image_references: BTreeSet<String>,
+    /// ARGs declared in this stage (or inherited), at the end of the stage.
+    pub args: Vec<Variable>,
+    /// ENV at the end of the stage, inherited values included.
+    pub env: Vec<Variable>,
+}
+
+/// The resolved build: stages, the target and what it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildPlan {
+    /// Global ARGs with their resolved values.
+    pub global_args: Vec<Variable>,
+    /// Every stage in file order.
+    pub stages: Vec<Stage>,
+    /// Index of the target stage.
+    pub target: usize,
+    /// Indexes of the stages the target needs, itself included, ascending.
+    pub needed: Vec<usize>,
+    /// Non-fatal findings, such as unused build args.
+    pub warnings: Vec<String>,
+}
+
+/// Resolves stages for a list of typed instructions.
+pub fn resolve(
+    file: &str,
+    escape: char,
+    instructions: &[Instruction],
+    options: &BuildOptions,
+) -> Result<BuildPlan, StageError> {
+    let mut resolver = expand::Resolver::new(file, Lexer::new(escape), options);
+    resolver.run(instructions)
+}
+
+/// Returns the platform args (`TARGETPLATFORM`, `BUILDOS`, ...) for `options`.
+pub fn platform_args(options: &BuildOptions) -> Vec<(String, String)> {
+    let mut args = Vec::new();
+    for (prefix, platform) in [
+        ("TARGET", &options.target_platform),
+        ("BUILD", &options.build_platform),
+    ] {
+        args.push((format!("{prefix}PLATFORM"), platform.specifier()));
+        args.push((format!("{prefix}OS"), platform.os.clone()));
+        args.push((format!("{prefix}ARCH"), platform.architecture.clone()));
+        args.push((format!("{prefix}VARIANT"), platform.variant.clone()));
+    }
+    args
+}
+
+/// Returns true for instructions whose kind is `FROM`.
+fn is_from(instruction: &Instruction) -> bool {
+    matches!(instruction.kind, InstructionKind::From(_))
+}

@@ -1,0 +1,183 @@
+//! ARG and ENV scoping across stages, the stage graph and `--target`.
+
+use std::collections::BTreeMap;
+
+use hoist_dockerfile::instructions::{InstructionKind, instructions};
+use hoist_dockerfile::parser::parse;
+use hoist_dockerfile::stages::{
+    Base, BuildOptions, BuildPlan, Platform, StageErrorKind, Variable, resolve,
+};
+
+fn options(build_args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
+    let platform = |architecture: &str| Platform {
+        os: "linux".to_owned(),
+        architecture: architecture.to_owned(),
+        variant: String::new(),
+    };
+    BuildOptions {
+        build_args: build_args
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect(),
+        target: target.map(str::to_owned),
+        target_platform: platform("arm64"),
+        build_platform: platform("amd64"),
+    }
+}
+
+fn plan(text: &str, options: &BuildOptions) -> Result<BuildPlan, StageErrorKind> {
+    let file = parse(text, "Dockerfile").expect("test Dockerfile parses");
+    let typed = instructions(&file).expect("test Dockerfile has valid instructions");
+    resolve("Dockerfile", file.escape, &typed, options).map_err(|error| *error.kind)
+}
+
+fn value_of(variables: &[Variable], name: &str) -> Option<String> {
+    variables
+        .iter()
+        .find(|variable| variable.name == name)
+        .and_then(|variable| variable.value.clone())
+}
+
+fn env_values(plan: &BuildPlan, stage: usize) -> BTreeMap<String, String> {
+    plan.stages[stage]
+        .env
+        .iter()
+        .filter_map(|variable| Some((variable.name.clone(), variable.value.clone()?)))
+        .collect()
+}
+
+#[test]
+fn global_args_chain_into_from() {
+    let text = "ARG REGISTRY=example.invalid\nARG IMAGE=${REGISTRY}/base:1\nFROM $IMAGE\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    assert_eq!(
+        plan.stages[0].base,
+        Base::Image("example.invalid/base:1".to_owned())
+    );
+}
+
+#[test]
+fn build_arg_overrides_default() {
+    let text = "ARG TAG=1\nFROM base:$TAG\nARG TAG\nENV T=$TAG\n";
+    let plan = plan(text, &options(&[("TAG", "2")], None)).unwrap();
+    assert_eq!(plan.stages[0].base, Base::Image("base:2".to_owned()));
+    assert_eq!(env_values(&plan, 0)["T"], "2");
+}
+
+#[test]
+fn global_arg_invisible_until_redeclared() {
+    let text = "ARG V=1\nFROM scratch\nENV BEFORE=x$V\nARG V\nENV AFTER=x$V\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    let env = env_values(&plan, 0);
+    assert_eq!(env["BEFORE"], "x");
+    assert_eq!(env["AFTER"], "x1");
+}
+
+#[test]
+fn stage_inherits_env_and_args() {
+    let text = "FROM scratch AS base\nARG A=1\nENV E=2\nFROM base\nENV F=$A$E\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    assert_eq!(plan.stages[1].base, Base::Stage(0));
+    assert_eq!(env_values(&plan, 1)["F"], "12");
+    assert_eq!(value_of(&plan.stages[1].args, "A").as_deref(), Some("1"));
+}
+
+#[test]
+fn env_wins_over_arg() {
+    let text = "FROM scratch\nARG X=arg\nENV X=env\nENV Y=$X\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    assert_eq!(env_values(&plan, 0)["Y"], "env");
+}
+
+#[test]
+fn platform_args_are_predefined() {
+    let text = "FROM --platform=$BUILDPLATFORM scratch\nARG TARGETARCH\nENV A=$TARGETARCH\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    assert_eq!(plan.stages[0].platform.as_deref(), Some("linux/amd64"));
+    assert_eq!(env_values(&plan, 0)["A"], "arm64");
+}
+
+#[test]
+fn unused_build_arg_is_reported() {
+    let text = "FROM scratch\nARG USED\n";
+    let plan = plan(
+        text,
+        &options(&[("USED", "1"), ("UNUSED", "2"), ("HTTP_PROXY", "x")], None),
+    )
+    .unwrap();
+    assert_eq!(plan.warnings.len(), 1);
+    assert!(plan.warnings[0].contains("UNUSED"), "{:?}", plan.warnings);
+}
+
+#[test]
+fn from_through_arg_names_stage() {
+    let text = "ARG VARIANT=slim\nFROM scratch AS base-slim\nFROM scratch AS base-full\nFROM base-${VARIANT}\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    assert_eq!(plan.stages[2].base, Base::Stage(0));
+    assert_eq!(plan.needed, [0, 2]);
+}
+
+#[test]
+fn copy_from_and_mount_from_are_dependencies() {
+    let text = "FROM scratch AS a\nFROM scratch AS b\nFROM scratch AS c\n\
+                FROM scratch\nCOPY --from=a /x /x\nCOPY --from=1 /y /y\n\
+                RUN --mount=type=bind,from=c,target=/c true\nCOPY --from=example.invalid/img /z /z\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    let last = &plan.stages[3];
+    assert_eq!(
+        last.dependencies.iter().copied().collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert!(last.image_references.contains("example.invalid/img"));
+    assert_eq!(plan.needed, [0, 1, 2, 3]);
+}
+
+#[test]
+fn target_selects_needed_stages() {
+    let text = "FROM scratch AS deps\nFROM scratch AS unused\nFROM deps AS build\nFROM scratch\n";
+    let plan = plan(text, &options(&[], Some("build"))).unwrap();
+    assert_eq!(plan.target, 2);
+    assert_eq!(plan.needed, [0, 2]);
+}
+
+#[test]
+fn unknown_target_is_an_error() {
+    let outcome = plan("FROM scratch AS a\n", &options(&[], Some("b")));
+    assert_eq!(
+        outcome.unwrap_err(),
+        StageErrorKind::TargetNotFound {
+            name: "b".to_owned()
+        }
+    );
+}
+
+#[test]
+fn forward_index_reference_is_an_error() {
+    let outcome = plan("FROM scratch\nCOPY --from=0 /a /b\n", &options(&[], None));
+    assert!(matches!(
+        outcome.unwrap_err(),
+        StageErrorKind::ForwardReference { .. }
+    ));
+}
+
+#[test]
+fn only_arg_before_first_from() {
+    let outcome = plan("ENV A=1\nFROM scratch\n", &options(&[], None));
+    assert_eq!(
+        outcome.unwrap_err(),
+        StageErrorKind::BeforeFirstFrom {
+            instruction: "ENV".to_owned()
+        }
+    );
+}
+
+#[test]
+fn copy_values_are_expanded() {
+    let text = "FROM scratch\nENV DIR=/app\nCOPY --chown=${U:-1000} src $DIR/\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    let InstructionKind::Copy(copy) = &plan.stages[0].instructions[1].kind else {
+        panic!("expected COPY");
+    };
+    assert_eq!(copy.destination, "/app/");
+    assert_eq!(copy.chown.as_deref(), Some("1000"));
+}

@@ -1,0 +1,4 @@
+//! Feeds arbitrary bytes to the shell-word lexer.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hoist_dockerfile::fuzzing::expand_bytes(data));
