@@ -4,6 +4,10 @@
 //! skopeo and buildah make no exception for loopback registries, so every
 //! call passes either `--cert-dir` with the test CA or `--tls-verify=false`,
 //! and credentials go through an `--authfile`, never the command line.
+//!
+//! NOTE: skopeo run as root keeps its blob-info cache in
+//! `/var/lib/containers/cache/`, and version 1.9 has no option to move it.
+//! It is a cache of digests, not configuration, and changes no behaviour.
 
 use std::ffi::OsString;
 use std::fs;
