@@ -1,8 +1,8 @@
 //! A small synchronous HTTP client for checks against a test registry.
 //!
-//! It follows the registry's challenge: with `WWW-Authenticate: Basic` it
-//! repeats the request with Basic credentials; with `Bearer` it fetches a
-//! token from the realm (Basic credentials to the realm when it has any) and
+//! It follows the registry's challenge. After `WWW-Authenticate: Basic` it
+//! repeats the request with Basic credentials. After `Bearer` it fetches a
+//! token from the realm, sending Basic credentials when it has any, and
 //! repeats the request with that token.
 
 use std::path::Path;
@@ -111,7 +111,7 @@ impl RegistryClient {
         &self.agent
     }
 
-    /// Sends `GET base_url + path` and answers the registry's auth challenge.
+    /// Sends `GET base_url + path` and follows the registry's auth challenge.
     ///
     /// When the token server rejects the token request, its response (such
     /// as 401) is returned in place of the registry's.

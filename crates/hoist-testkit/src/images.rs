@@ -48,7 +48,7 @@ pub enum BaseImage {
 }
 
 impl BaseImage {
-    /// The repository it is pushed to.
+    /// Returns the repository it is pushed to.
     pub fn repository(self) -> &'static str {
         match self {
             Self::Busybox => "base/busybox",
@@ -56,7 +56,7 @@ impl BaseImage {
         }
     }
 
-    /// The tag of the image manifest in the layout and in registries.
+    /// Returns the tag of the image manifest in the layout and in registries.
     pub fn manifest_tag(self) -> &'static str {
         match self {
             Self::Busybox => "latest",
@@ -64,7 +64,7 @@ impl BaseImage {
         }
     }
 
-    /// The tag of the one-entry image index in the layout and in registries.
+    /// Returns the tag of the one-entry image index in the layout and in registries.
     pub fn index_tag(self) -> &'static str {
         match self {
             Self::Busybox => "index",
@@ -105,7 +105,7 @@ impl ManifestForm {
     /// All four forms.
     pub const ALL: [Self; 4] = [Self::Oci, Self::Docker, Self::OciIndex, Self::DockerList];
 
-    /// The media type of a manifest in this form.
+    /// Returns the media type of a manifest in this form.
     pub fn media_type(self) -> &'static str {
         match self {
             Self::Oci => OCI_MANIFEST,
@@ -115,7 +115,7 @@ impl ManifestForm {
         }
     }
 
-    /// The tag `image` has in this form.
+    /// Returns the tag `image` has in this form.
     pub fn tag(self, image: BaseImage) -> String {
         match self {
             Self::Oci => image.manifest_tag().to_owned(),
@@ -505,11 +505,11 @@ fn fill_debian(rootfs: &Path, work: &Path) -> Result<String> {
     ))
 }
 
-/// Makes the debootstrap tree look like a container base image and removes
-/// what differs between two runs from the same mirror: no apt lists, caches
-/// or logs, no device nodes (runtimes mount `/dev`), no host identity, no
-/// ldconfig aux-cache (it holds inode numbers and times), and the
-/// last-password-change day in `/etc/shadow` pinned to the epoch.
+/// Makes the debootstrap tree look like a container base image: no apt
+/// lists, caches or logs, no device nodes (runtimes mount `/dev`) and no host
+/// identity. It also removes what differs between two runs from the same
+/// mirror. The ldconfig aux-cache, which contains inode numbers and times, is
+/// deleted, and the last-password-change day in `/etc/shadow` is pinned.
 fn clean_debian(rootfs: &Path) -> Result<()> {
     for dir in [
         "var/lib/apt/lists",
@@ -692,7 +692,7 @@ fn image_arg(layout: &Path, tag: &str) -> std::ffi::OsString {
     text
 }
 
-/// The OCI name of this machine's architecture.
+/// Returns the OCI name of this machine's architecture.
 fn oci_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",

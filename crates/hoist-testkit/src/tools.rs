@@ -18,8 +18,8 @@ use crate::error::{Error, Result, io_error};
 use crate::process::run;
 use crate::registry::Registry;
 
-/// How skopeo and buildah reach a registry: which CA to trust and which
-/// credentials to send. The default is plain HTTP without credentials.
+/// The TLS trust and credentials that skopeo and buildah use for a
+/// registry. The default is plain HTTP without credentials.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryAccess {
     /// A directory holding only the CA certificate; `None` turns TLS
@@ -93,7 +93,7 @@ impl ImageSource {
         }
     }
 
-    /// The skopeo transport string, such as `docker://…` or `oci:DIR:TAG`.
+    /// Returns the skopeo transport string, such as `docker://…` or `oci:DIR:TAG`.
     fn transport(&self) -> OsString {
         match self {
             Self::Registry { reference, .. } => OsString::from(format!("docker://{reference}")),
@@ -145,7 +145,7 @@ pub fn skopeo_inspect_config(source: &ImageSource) -> Result<serde_json::Value> 
 
 /// Copies `source` to `destination` (`host:port/repository:tag`) with
 /// `skopeo copy` and returns the digest of the manifest it wrote. `extra`
-/// holds options such as `--all` or `--format v2s2`.
+/// contains options such as `--all` or `--format v2s2`.
 pub fn skopeo_push(
     source: &ImageSource,
     destination: &str,
