@@ -41,7 +41,7 @@ pub enum AuthKind {
     Token,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum AuthSetup {
     Anonymous,
     Htpasswd {
@@ -51,6 +51,20 @@ enum AuthSetup {
     Token {
         credentials: Option<(String, String)>,
     },
+}
+
+/// Prints user names but never passwords.
+impl std::fmt::Debug for AuthSetup {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Anonymous => formatter.write_str("Anonymous"),
+            Self::Htpasswd { user, .. } => write!(formatter, "Htpasswd({user})"),
+            Self::Token { credentials } => match credentials {
+                Some((user, _)) => write!(formatter, "Token({user})"),
+                None => formatter.write_str("Token(anonymous)"),
+            },
+        }
+    }
 }
 
 /// Options of a [`Registry`]; start one with [`RegistryBuilder::start`].
@@ -80,6 +94,12 @@ impl RegistryBuilder {
     }
 
     /// Demands Bearer tokens, which the token server issues to `user`/`pass`.
+    ///
+    /// The token server listens on plain HTTP on 127.0.0.1 even when the
+    /// registry uses TLS, and the registry's challenge names it as realm.
+    ///
+    /// The token server listens on plain HTTP on 127.0.0.1 even when the
+    /// registry uses TLS, and the registry's challenge names it as realm.
     pub fn token(self, user: &str, pass: &str) -> Self {
         self.with_auth(AuthSetup::Token {
             credentials: Some((user.to_owned(), pass.to_owned())),

@@ -269,3 +269,16 @@ fn token_outlives_lifetime_without_exact_expiry() {
         .unwrap();
     assert_eq!(late.status(), 200);
 }
+
+#[test]
+fn debug_output_hides_passwords() {
+    let builder = Registry::builder().htpasswd(USER, PASS);
+    let text = format!("{builder:?}");
+    assert!(text.contains(USER), "{text}");
+    assert!(!text.contains(PASS), "{text}");
+
+    let registry = Registry::builder().token(USER, PASS).start().unwrap();
+    let client = registry.client().unwrap();
+    assert!(!format!("{registry:?}").contains(PASS));
+    assert!(!format!("{client:?}").contains(PASS));
+}
