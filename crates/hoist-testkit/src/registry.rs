@@ -97,9 +97,6 @@ impl RegistryBuilder {
     ///
     /// The token server listens on plain HTTP on 127.0.0.1 even when the
     /// registry uses TLS, and the registry's challenge names it as realm.
-    ///
-    /// The token server listens on plain HTTP on 127.0.0.1 even when the
-    /// registry uses TLS, and the registry's challenge names it as realm.
     pub fn token(self, user: &str, pass: &str) -> Self {
         self.with_auth(AuthSetup::Token {
             credentials: Some((user.to_owned(), pass.to_owned())),
