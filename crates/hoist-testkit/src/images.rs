@@ -180,8 +180,13 @@ pub struct PushedImage {
 /// downloads about 30 MB from the machine's apt mirror and takes about a
 /// minute.
 pub fn base_image(image: BaseImage) -> Result<BaseImageFiles> {
-    let root = cache_root();
-    fs::create_dir_all(&root).map_err(io_error("create directory", &root))?;
+    cached_image_in(&cache_root(), image)
+}
+
+/// Returns the files of `image` below the cache directory `root`, building
+/// them under the image's lock when they are missing.
+fn cached_image_in(root: &Path, image: BaseImage) -> Result<BaseImageFiles> {
+    fs::create_dir_all(root).map_err(io_error("create directory", root))?;
     let finished = root.join(image.cache_name());
     let files = BaseImageFiles {
         layout: finished.join("layout"),
@@ -197,12 +202,12 @@ pub fn base_image(image: BaseImage) -> Result<BaseImageFiles> {
     if finished.is_dir() {
         return Ok(files);
     }
-    remove_abandoned_builds(&root, image)?;
+    remove_abandoned_builds(root, image)?;
 
     let build = tempfile::Builder::new()
         .prefix(&build_prefix(image))
-        .tempdir_in(&root)
-        .map_err(io_error("create temporary directory in", &root))?;
+        .tempdir_in(root)
+        .map_err(io_error("create temporary directory in", root))?;
     tracing::info!(?image, dir = %build.path().display(), "building base image");
     build_image(image, build.path())?;
     let build = build.keep();
@@ -754,6 +759,36 @@ mod tests {
             manifest_media_type(docker.as_bytes()).unwrap(),
             DOCKER_MANIFEST
         );
+    }
+
+    #[test]
+    fn busybox_cache_builds_once_in_parallel() {
+        let root = tempfile::tempdir().unwrap();
+        let abandoned = root
+            .path()
+            .join(format!("{}killed", build_prefix(BaseImage::Busybox)));
+        fs::create_dir_all(abandoned.join("layout")).unwrap();
+
+        let builds: Vec<_> = (0..3)
+            .map(|_| {
+                let root = root.path().to_path_buf();
+                std::thread::spawn(move || cached_image_in(&root, BaseImage::Busybox))
+            })
+            .collect();
+        for build in builds {
+            let files = build.join().unwrap().unwrap();
+            assert!(files.layout.join("index.json").is_file());
+            assert!(files.rootfs.join("bin/busybox").is_file());
+        }
+
+        assert!(!abandoned.exists(), "abandoned build was not removed");
+        let leftovers: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".build-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
