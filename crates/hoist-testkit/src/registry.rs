@@ -23,7 +23,10 @@ use crate::token_server::{ISSUER, SERVICE, TokenServer};
 
 /// The maximum time a start waits for a response to `GET /v2/`.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// How often a start picks a new port when another process took the old one.
+/// The maximum time of one `GET /v2/` probe during a start.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The maximum number of ports a start tries when another process takes the
+/// chosen port before the registry binds it.
 const START_ATTEMPTS: usize = 5;
 /// How long a stop waits after SIGTERM before it sends SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -510,7 +513,8 @@ fn wait_until_ready(
     tls: Option<&TlsFiles>,
     log: &Path,
 ) -> Result<()> {
-    let agent = crate::client::agent(tls.map(|tls| tls.ca_cert.as_path()))?;
+    let ca_cert = tls.map(|tls| tls.ca_cert.as_path());
+    let agent = crate::client::agent(ca_cert, PROBE_TIMEOUT)?;
     let probe = format!("{url}/v2/");
     let started = Instant::now();
     while started.elapsed() < READY_TIMEOUT {
