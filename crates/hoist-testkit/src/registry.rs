@@ -337,6 +337,19 @@ impl Registry {
         &self.storage
     }
 
+    /// Returns where the storage keeps the blob `digest` (`sha256:<hex>`),
+    /// for tests that corrupt or delete a blob. The path need not exist.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        let prefix = hex.get(..2).unwrap_or(hex);
+        self.storage
+            .join("docker/registry/v2/blobs")
+            .join(algorithm)
+            .join(prefix)
+            .join(hex)
+            .join("data")
+    }
+
     /// Returns the directory of config, storage, certificates and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -109,6 +109,7 @@ fn storage_dir_holds_pushed_blobs() {
         .join(hex)
         .join("data");
     assert!(blob.is_file(), "{}", blob.display());
+    assert_eq!(registry.blob_path(&pushed[0].digest), blob);
 }
 
 #[test]
