@@ -28,8 +28,9 @@ use crate::tools::{ImageSource, RegistryAccess, skopeo_inspect_raw, skopeo_push}
 use layout::{add_index, commit_layer, start_empty_image};
 use rootfs::{clamp_mtimes, fill_busybox, fill_debian};
 
-/// The version of the build recipe below. Change it whenever the recipe
-/// changes, so that old caches are not used.
+/// The version of the build recipe (`build_image` and the `layout` and
+/// `rootfs` modules). Change it whenever the recipe changes, so that old
+/// caches are not used.
 const RECIPE_VERSION: &str = "v1";
 
 /// The cache root unless `HOIST_TESTBED_DIR` names another.
