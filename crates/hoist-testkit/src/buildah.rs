@@ -1,7 +1,7 @@
 //! buildah as the peer builder of differential tests.
 //!
 //! `buildah bud --isolation chroot` runs RUN steps in a chroot with private
-//! mount and PID namespaces; it needs root but no cgroups, no OCI runtime
+//! mount and PID namespaces. It needs root, but no cgroups, no OCI runtime
 //! and no user namespaces. Each [`Buildah`] keeps its images in a storage
 //! root of its own under `/var/tmp/hoist-buildah-*` (never
 //! `/var/lib/containers`), passes every setting as an option and so changes
@@ -60,7 +60,7 @@ impl Buildah {
         Ok(Self { root, driver })
     }
 
-    /// The storage root.
+    /// Returns the storage root.
     pub fn root(&self) -> &Path {
         self.root.path()
     }

@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crate::error::{Result, io_error};
 use crate::process::run;
@@ -91,14 +92,34 @@ pub(crate) struct SigningFiles {
     pub(crate) cert: PathBuf,
 }
 
-/// Creates an RSA 2048 key and a self-signed certificate in `dir`. RS256,
+/// Writes an RSA 2048 key and a self-signed certificate to `dir`. RS256,
 /// the algorithm the registry expects, needs an RSA key.
+///
+/// Generating the key is the slowest step of starting a token registry, so
+/// the first pair is kept in memory and written again for every later one.
 pub(crate) fn make_signing_files(dir: &Path) -> Result<SigningFiles> {
+    static GENERATED: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+
     fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
     let files = SigningFiles {
         key: dir.join("signing.key"),
         cert: dir.join("signing.crt"),
     };
+    if let Some((key, cert)) = GENERATED.get() {
+        fs::write(&files.key, key).map_err(io_error("write", &files.key))?;
+        fs::write(&files.cert, cert).map_err(io_error("write", &files.cert))?;
+        return Ok(files);
+    }
+
+    generate_signing_pair(&files)?;
+    let key = fs::read(&files.key).map_err(io_error("read", &files.key))?;
+    let cert = fs::read(&files.cert).map_err(io_error("read", &files.cert))?;
+    // Another thread may have stored its pair first; both pairs are valid.
+    let _ = GENERATED.set((key, cert));
+    Ok(files)
+}
+
+fn generate_signing_pair(files: &SigningFiles) -> Result<()> {
     run(Command::new("openssl")
         .args(["req", "-x509", "-nodes", "-sha256", "-days", "3650"])
         .args([
@@ -111,7 +132,7 @@ pub(crate) fn make_signing_files(dir: &Path) -> Result<SigningFiles> {
         .arg(&files.key)
         .arg("-out")
         .arg(&files.cert))?;
-    Ok(files)
+    Ok(())
 }
 
 /// Returns the base64 DER of the first certificate in a PEM text, which is

@@ -1,8 +1,8 @@
 //! A small synchronous HTTP client for checks against a test registry.
 //!
-//! It follows the registry's challenge: with `WWW-Authenticate: Basic` it
-//! repeats the request with Basic credentials; with `Bearer` it fetches a
-//! token from the realm (Basic credentials to the realm when it has any) and
+//! It follows the registry's challenge. After `WWW-Authenticate: Basic` it
+//! repeats the request with Basic credentials. After `Bearer` it fetches a
+//! token from the realm, sending Basic credentials when it has any, and
 //! repeats the request with that token.
 
 use std::path::Path;
@@ -91,7 +91,7 @@ impl RegistryClient {
         credentials: Option<(&str, &str)>,
     ) -> Result<Self> {
         Ok(Self {
-            agent: agent(ca_cert)?,
+            agent: agent(ca_cert, REQUEST_TIMEOUT)?,
             base_url: base_url.trim_end_matches('/').to_owned(),
             credentials: credentials.map(|(user, pass)| (user.to_owned(), pass.to_owned())),
         })
@@ -111,7 +111,7 @@ impl RegistryClient {
         &self.agent
     }
 
-    /// Sends `GET base_url + path` and answers the registry's auth challenge.
+    /// Sends `GET base_url + path` and follows the registry's auth challenge.
     ///
     /// When the token server rejects the token request, its response (such
     /// as 401) is returned in place of the registry's.
@@ -217,9 +217,12 @@ impl RegistryClient {
     }
 }
 
-/// Builds an agent that trusts `ca_cert` (when given) and returns error
-/// statuses as responses.
-pub(crate) fn agent(ca_cert: Option<&Path>) -> Result<ureq::Agent> {
+/// The maximum time of one request of a [`RegistryClient`], body included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Builds an agent that trusts `ca_cert` (when given), gives up on a
+/// request after `timeout` and returns error statuses as responses.
+pub(crate) fn agent(ca_cert: Option<&Path>, timeout: Duration) -> Result<ureq::Agent> {
     let mut tls = TlsConfig::builder();
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path).map_err(io_error("read", path))?;
@@ -233,7 +236,7 @@ pub(crate) fn agent(ca_cert: Option<&Path>) -> Result<ureq::Agent> {
     }
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
+        .timeout_global(Some(timeout))
         .tls_config(tls.build())
         .build();
     Ok(ureq::Agent::new_with_config(config))

@@ -2,8 +2,8 @@
 //! peer builder: paths, file types, modes, owners, sizes, SHA-256 of
 //! contents, symlink targets, device numbers and extended attributes.
 //!
-//! Modification times are not compared, because builders set them from the
-//! build time unless told otherwise. Hard links are compared as separate
+//! Modification times are not compared, because builders set them to the
+//! build time unless configured otherwise. Hard links are compared as separate
 //! files; which paths share an inode is not checked.
 
 use std::collections::BTreeMap;
@@ -71,7 +71,7 @@ impl fmt::Display for FileKind {
     }
 }
 
-/// What differs at one path; "left" is the first tree, "right" the second.
+/// A difference at one path. "Left" is the first tree, "right" the second.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DifferenceKind {
     /// The path exists only in the left tree (for a directory: the whole
@@ -161,7 +161,7 @@ pub enum Aspect {
 }
 
 impl DifferenceKind {
-    /// The aspect this difference is about.
+    /// Returns the aspect this difference is about.
     pub fn aspect(&self) -> Aspect {
         match self {
             Self::OnlyInLeft | Self::OnlyInRight => Aspect::Presence,
@@ -299,12 +299,12 @@ impl Differences {
         self.list.is_empty()
     }
 
-    /// The number of differences.
+    /// Returns the number of differences.
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
-    /// The differences, in path order.
+    /// Returns the differences, in path order.
     pub fn as_slice(&self) -> &[Difference] {
         &self.list
     }
@@ -400,7 +400,7 @@ pub fn compare_rootfs_except(
     })
 }
 
-/// What the comparison needs from one entry's metadata.
+/// The metadata of one entry that the comparison uses.
 struct Entry {
     kind: FileKind,
     mode: u32,

@@ -29,7 +29,7 @@ pub enum Error {
     /// A file system operation failed.
     #[error("{operation} {path} failed: {source}")]
     Io {
-        /// What was attempted, such as "create directory".
+        /// The attempted operation, such as "create directory".
         operation: &'static str,
         /// The path it was attempted on.
         path: PathBuf,
@@ -37,7 +37,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The registry process exited before it answered `GET /v2/`.
+    /// The registry process exited before it responded to `GET /v2/`.
     #[error("registry on {url} exited during start-up with {status}; log tail:\n{log_tail}")]
     RegistryExited {
         /// The URL it was meant to serve.
@@ -48,8 +48,10 @@ pub enum Error {
         log_tail: String,
     },
 
-    /// The registry process kept running but never answered `GET /v2/` with 200 or 401.
-    #[error("registry on {url} did not answer GET /v2/ within {seconds} s; log tail:\n{log_tail}")]
+    /// The registry process kept running but did not respond to `GET /v2/` with 200 or 401.
+    #[error(
+        "registry on {url} did not respond to GET /v2/ within {seconds} s; log tail:\n{log_tail}"
+    )]
     RegistryNotReady {
         /// The URL it was meant to serve.
         url: String,
@@ -75,7 +77,7 @@ pub enum Error {
     UnexpectedResponse {
         /// The request URL.
         url: String,
-        /// What was wrong with the response.
+        /// The problem with the response.
         reason: String,
     },
 

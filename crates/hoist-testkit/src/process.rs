@@ -164,7 +164,8 @@ fn spawner() -> &'static Mutex<Sender<SpawnRequest>> {
             .name("hoist-testkit-spawner".to_owned())
             .spawn(move || {
                 while let Ok((mut command, reply_to)) = incoming.recv() {
-                    // The requester may have given up; nothing is lost then.
+                    // The requester blocks in `recv` until this reply
+                    // arrives, so the send cannot fail.
                     let _ = reply_to.send(command.spawn());
                 }
             })

@@ -21,16 +21,19 @@ use crate::error::{Error, Result, io_error};
 use crate::process::{file_tail, run_with_input, spawn_tied_to_process, stop};
 use crate::token_server::{ISSUER, SERVICE, TokenServer};
 
-/// How long a start waits for `GET /v2/` to answer.
+/// The maximum time a start waits for a response to `GET /v2/`.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// How often a start picks a new port when another process took the old one.
+/// The maximum time of one `GET /v2/` probe during a start.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The maximum number of ports a start tries when another process takes the
+/// chosen port before the registry binds it.
 const START_ATTEMPTS: usize = 5;
 /// How long a stop waits after SIGTERM before it sends SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Token lifetime unless [`RegistryBuilder::token_lifetime`] sets another.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
-/// How clients authenticate to a [`Registry`].
+/// The authentication method of a [`Registry`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthKind {
     /// No authentication.
@@ -41,7 +44,7 @@ pub enum AuthKind {
     Token,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum AuthSetup {
     Anonymous,
     Htpasswd {
@@ -51,6 +54,20 @@ enum AuthSetup {
     Token {
         credentials: Option<(String, String)>,
     },
+}
+
+/// Prints user names but never passwords.
+impl std::fmt::Debug for AuthSetup {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Anonymous => formatter.write_str("Anonymous"),
+            Self::Htpasswd { user, .. } => write!(formatter, "Htpasswd({user})"),
+            Self::Token { credentials } => match credentials {
+                Some((user, _)) => write!(formatter, "Token({user})"),
+                None => formatter.write_str("Token(anonymous)"),
+            },
+        }
+    }
 }
 
 /// Options of a [`Registry`]; start one with [`RegistryBuilder::start`].
@@ -80,6 +97,9 @@ impl RegistryBuilder {
     }
 
     /// Demands Bearer tokens, which the token server issues to `user`/`pass`.
+    ///
+    /// The token server listens on plain HTTP on 127.0.0.1 even when the
+    /// registry uses TLS, and the registry's challenge names it as realm.
     pub fn token(self, user: &str, pass: &str) -> Self {
         self.with_auth(AuthSetup::Token {
             credentials: Some((user.to_owned(), pass.to_owned())),
@@ -117,7 +137,7 @@ impl RegistryBuilder {
     }
 
     /// Creates the directory, certificates and auth files, starts the
-    /// registry (and token server) and waits until `GET /v2/` answers.
+    /// registry (and token server) and waits until `GET /v2/` responds.
     pub fn start(self) -> Result<Registry> {
         if let Some(reason) = self.conflict {
             return Err(Error::InvalidSetup(format!(
@@ -176,7 +196,7 @@ impl RegistryBuilder {
 }
 
 /// A running registry. Dropping it stops the process (SIGTERM, then
-/// SIGKILL), stops the token server and removes its directory; that also
+/// SIGKILL), stops the token server and removes its directory. That also
 /// happens when a test panics, because `Drop` runs during unwinding.
 ///
 /// The process is also killed when the test process dies without unwinding
@@ -287,8 +307,8 @@ impl Registry {
         self.tls.as_ref().map(|tls| tls.ca_cert.as_path())
     }
 
-    /// A directory holding only `ca.crt`, for `--cert-dir` of skopeo and
-    /// buildah, for TLS registries.
+    /// Returns a directory that contains only `ca.crt`, for `--cert-dir` of
+    /// skopeo and buildah, for TLS registries.
     pub fn cert_dir(&self) -> Option<&Path> {
         self.tls.as_ref().map(|tls| tls.trust_dir.as_path())
     }
@@ -300,44 +320,57 @@ impl Registry {
             .map(|(user, pass)| (user.as_str(), pass.as_str()))
     }
 
-    /// A containers-auth.json (the format of `--authfile`) with the
+    /// Returns a containers-auth.json (the format of `--authfile`) with the
     /// credentials, when the registry has any.
     pub fn auth_file(&self) -> Option<&Path> {
         self.auth_file.as_deref()
     }
 
-    /// How clients authenticate.
+    /// Returns the authentication method.
     pub fn auth_kind(&self) -> AuthKind {
         self.auth
     }
 
-    /// The root of the filesystem storage driver. Blobs are at
+    /// Returns the root of the filesystem storage driver. Blobs are at
     /// `docker/registry/v2/blobs/sha256/<first two hex digits>/<hex>/data`.
     pub fn storage_dir(&self) -> &Path {
         &self.storage
     }
 
-    /// The directory holding config, storage, certificates and log.
+    /// Returns where the storage keeps the blob `digest` (`sha256:<hex>`),
+    /// for tests that corrupt or delete a blob. The path need not exist.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        let prefix = hex.get(..2).unwrap_or(hex);
+        self.storage
+            .join("docker/registry/v2/blobs")
+            .join(algorithm)
+            .join(prefix)
+            .join(hex)
+            .join("data")
+    }
+
+    /// Returns the directory of config, storage, certificates and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
-    /// The registry's log file.
+    /// Returns the path of the registry's log file.
     pub fn log_path(&self) -> &Path {
         &self.log
     }
 
-    /// The process id of `docker-registry`.
+    /// Returns the process id of `docker-registry`.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// The token server's URL, for registries with token auth.
+    /// Returns the token server's URL, for registries with token auth.
     pub fn token_realm(&self) -> Option<&str> {
         self.token_server.as_ref().map(TokenServer::realm)
     }
 
-    /// The number of tokens the token server has issued (0 without one).
+    /// Returns the number of tokens the token server has issued (0 without one).
     pub fn tokens_issued(&self) -> u64 {
         self.token_server
             .as_ref()
@@ -352,7 +385,7 @@ impl Registry {
         }
     }
 
-    /// Returns an HTTP client that trusts this registry's CA and answers
+    /// Returns an HTTP client that trusts this registry's CA and follows
     /// its auth challenges with its credentials.
     pub fn client(&self) -> Result<RegistryClient> {
         RegistryClient::new(&self.url, self.ca_cert(), self.credentials())
@@ -424,7 +457,7 @@ fn free_port() -> Result<u16> {
 fn config_yaml(dir: &Path, port: u16, tls: Option<&TlsFiles>, auth_yaml: &str) -> Result<String> {
     let mut yaml = String::new();
     let storage = dir.join("storage");
-    // Writing into a String cannot fail.
+    // `fmt::Write` for `String` never returns an error.
     let _ = write!(
         yaml,
         "version: 0.1\n\
@@ -493,7 +526,8 @@ fn wait_until_ready(
     tls: Option<&TlsFiles>,
     log: &Path,
 ) -> Result<()> {
-    let agent = crate::client::agent(tls.map(|tls| tls.ca_cert.as_path()))?;
+    let ca_cert = tls.map(|tls| tls.ca_cert.as_path());
+    let agent = crate::client::agent(ca_cert, PROBE_TIMEOUT)?;
     let probe = format!("{url}/v2/");
     let started = Instant::now();
     while started.elapsed() < READY_TIMEOUT {

@@ -1,9 +1,9 @@
 //! A token server for the registry's `auth: token` mode.
 //!
-//! It implements the token flow that CNCF distribution 2.8 expects: a client
-//! that got `401` with `WWW-Authenticate: Bearer realm=...,service=...` asks
-//! the realm for a token, either with `GET` and Basic credentials or with an
-//! OAuth2 `POST` (`grant_type=password` or `grant_type=refresh_token`). Every
+//! It implements the token flow that CNCF distribution 2.8 expects. A client
+//! that got `401` with `WWW-Authenticate: Bearer realm=...,service=...`
+//! requests a token from the realm, either with `GET` and Basic credentials
+//! or with an OAuth2 `POST` (`grant_type=password` or `refresh_token`). Every
 //! requested scope is granted, because the point is the handshake, not a
 //! policy. Tokens are RS256 JWTs whose header carries the signing certificate
 //! in `x5c`, which distribution 2.8 verifies against its `rootcertbundle`.
@@ -41,7 +41,7 @@ pub(crate) struct TokenServer {
     realm: String,
 }
 
-/// What the request threads share.
+/// The state shared by the request threads.
 struct State {
     key: EncodingKey,
     x5c: String,
@@ -107,12 +107,12 @@ impl TokenServer {
         })
     }
 
-    /// The URL clients fetch tokens from.
+    /// Returns the URL clients fetch tokens from.
     pub(crate) fn realm(&self) -> &str {
         &self.realm
     }
 
-    /// The number of access tokens issued so far.
+    /// Returns the number of access tokens issued so far.
     pub(crate) fn tokens_issued(&self) -> u64 {
         self.state.tokens_issued.load(Ordering::SeqCst)
     }
@@ -255,14 +255,14 @@ fn handle(mut request: Request, state: &State) -> std::io::Result<()> {
     }
 }
 
-/// Why a token request is not granted.
+/// The reason a token request is not granted.
 enum Rejection {
     Unauthorized,
     BadRequest(&'static str),
     Internal(String),
 }
 
-/// Docker's token flow: credentials in a Basic `Authorization` header.
+/// Reads a Docker token request: credentials in a Basic `Authorization` header.
 fn grant_from_get(
     request: &Request,
     query: &str,
@@ -289,7 +289,8 @@ fn grant_from_get(
     })
 }
 
-/// The OAuth2 flow: a form body with `grant_type=password` or `refresh_token`.
+/// Reads an OAuth2 request: a form body with `grant_type=password` or
+/// `refresh_token`.
 fn grant_from_post(body: &str, state: &State) -> std::result::Result<Grant, Rejection> {
     let form = parse_form(body);
     let subject = match first(&form, "grant_type").as_str() {
@@ -315,17 +316,51 @@ fn grant_from_post(body: &str, state: &State) -> std::result::Result<Grant, Reje
         service: first(&form, "service"),
         scopes: all(&form, "scope"),
         // OAuth2 clients keep using the refresh token they already have, so
-        // every POST answer carries one.
+        // every POST response contains one.
         wants_refresh_token: true,
     })
 }
 
+/// Issues an access token (and a refresh token when requested) and returns
+/// the JSON response body.
 fn issue(grant: &Grant, state: &State) -> std::result::Result<String, Rejection> {
+    let internal = |error: String| Rejection::Internal(error);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_err(|error| Rejection::Internal(error.to_string()))?
+        .map_err(|error| internal(error.to_string()))?
         .as_secs();
     let lifetime = state.lifetime();
+
+    let token = sign_token(grant, state, now, lifetime)?;
+
+    let refresh_token = if grant.wants_refresh_token {
+        let token = state
+            .new_refresh_token(&grant.subject)
+            .map_err(|error| internal(error.to_string()))?;
+        Some(token)
+    } else {
+        None
+    };
+
+    state.tokens_issued.fetch_add(1, Ordering::SeqCst);
+    tracing::debug!(subject = %grant.subject, scopes = ?grant.scopes, "token issued");
+    let response = TokenResponse {
+        token: token.clone(),
+        access_token: token,
+        expires_in: lifetime,
+        issued_at: crate::dates::rfc3339(now),
+        refresh_token,
+    };
+    serde_json::to_string(&response).map_err(|error| internal(error.to_string()))
+}
+
+/// Returns an RS256 JWT for `grant` with the signing certificate in `x5c`.
+fn sign_token(
+    grant: &Grant,
+    state: &State,
+    now: u64,
+    lifetime: u64,
+) -> std::result::Result<String, Rejection> {
     let expires = if state.exact_expiry {
         (now + lifetime).saturating_sub(REGISTRY_EXPIRY_LEEWAY)
     } else {
@@ -336,6 +371,7 @@ fn issue(grant: &Grant, state: &State) -> std::result::Result<String, Rejection>
         .iter()
         .filter_map(|scope| parse_scope(scope))
         .collect();
+    let token_id = random_hex().map_err(|error| Rejection::Internal(error.to_string()))?;
     let claims = serde_json::json!({
         "iss": ISSUER,
         "sub": grant.subject,
@@ -343,31 +379,14 @@ fn issue(grant: &Grant, state: &State) -> std::result::Result<String, Rejection>
         "exp": expires,
         "nbf": now.saturating_sub(10),
         "iat": now,
-        "jti": random_hex().map_err(|error| Rejection::Internal(error.to_string()))?,
+        "jti": token_id,
         "access": access,
     });
+
     let mut header = Header::new(Algorithm::RS256);
     header.x5c = Some(vec![state.x5c.clone()]);
-    let token = jsonwebtoken::encode(&header, &claims, &state.key)
-        .map_err(|error| Rejection::Internal(error.to_string()))?;
-    let refresh_token = if grant.wants_refresh_token {
-        let token = state
-            .new_refresh_token(&grant.subject)
-            .map_err(|error| Rejection::Internal(error.to_string()))?;
-        Some(token)
-    } else {
-        None
-    };
-    state.tokens_issued.fetch_add(1, Ordering::SeqCst);
-    tracing::debug!(subject = %grant.subject, scopes = ?grant.scopes, "token issued");
-    let response = TokenResponse {
-        token: token.clone(),
-        access_token: token,
-        expires_in: lifetime,
-        issued_at: crate::dates::rfc3339(now),
-        refresh_token,
-    };
-    serde_json::to_string(&response).map_err(|error| Rejection::Internal(error.to_string()))
+    jsonwebtoken::encode(&header, &claims, &state.key)
+        .map_err(|error| Rejection::Internal(error.to_string()))
 }
 
 /// Turns `repository:a/b:pull,push` into the `access` claim entry. The name

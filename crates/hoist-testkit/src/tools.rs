@@ -4,6 +4,10 @@
 //! skopeo and buildah make no exception for loopback registries, so every
 //! call passes either `--cert-dir` with the test CA or `--tls-verify=false`,
 //! and credentials go through an `--authfile`, never the command line.
+//!
+//! NOTE: skopeo run as root keeps its blob-info cache in
+//! `/var/lib/containers/cache/`, and version 1.9 has no option to move it.
+//! It is a cache of digests, not configuration, and changes no behaviour.
 
 use std::ffi::OsString;
 use std::fs;
@@ -14,8 +18,8 @@ use crate::error::{Error, Result, io_error};
 use crate::process::run;
 use crate::registry::Registry;
 
-/// How skopeo and buildah reach a registry: which CA to trust and which
-/// credentials to send. The default is plain HTTP without credentials.
+/// The TLS trust and credentials that skopeo and buildah use for a
+/// registry. The default is plain HTTP without credentials.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryAccess {
     /// A directory holding only the CA certificate; `None` turns TLS
@@ -89,7 +93,7 @@ impl ImageSource {
         }
     }
 
-    /// The skopeo transport string, such as `docker://…` or `oci:DIR:TAG`.
+    /// Returns the skopeo transport string, such as `docker://…` or `oci:DIR:TAG`.
     fn transport(&self) -> OsString {
         match self {
             Self::Registry { reference, .. } => OsString::from(format!("docker://{reference}")),
@@ -141,7 +145,7 @@ pub fn skopeo_inspect_config(source: &ImageSource) -> Result<serde_json::Value> 
 
 /// Copies `source` to `destination` (`host:port/repository:tag`) with
 /// `skopeo copy` and returns the digest of the manifest it wrote. `extra`
-/// holds options such as `--all` or `--format v2s2`.
+/// contains options such as `--all` or `--format v2s2`.
 pub fn skopeo_push(
     source: &ImageSource,
     destination: &str,

@@ -109,6 +109,7 @@ fn storage_dir_holds_pushed_blobs() {
         .join(hex)
         .join("data");
     assert!(blob.is_file(), "{}", blob.display());
+    assert_eq!(registry.blob_path(&pushed[0].digest), blob);
 }
 
 #[test]
@@ -268,4 +269,17 @@ fn token_outlives_lifetime_without_exact_expiry() {
         .call()
         .unwrap();
     assert_eq!(late.status(), 200);
+}
+
+#[test]
+fn debug_output_hides_passwords() {
+    let builder = Registry::builder().htpasswd(USER, PASS);
+    let text = format!("{builder:?}");
+    assert!(text.contains(USER), "{text}");
+    assert!(!text.contains(PASS), "{text}");
+
+    let registry = Registry::builder().token(USER, PASS).start().unwrap();
+    let client = registry.client().unwrap();
+    assert!(!format!("{registry:?}").contains(PASS));
+    assert!(!format!("{client:?}").contains(PASS));
 }
