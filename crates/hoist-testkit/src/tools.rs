@@ -4,10 +4,8 @@
 //! skopeo and buildah make no exception for loopback registries, so every
 //! call passes either `--cert-dir` with the test CA or `--tls-verify=false`,
 //! and credentials go through an `--authfile`, never the command line.
-//!
-//! NOTE: skopeo run as root keeps its blob-info cache in
-//! `/var/lib/containers/cache/`, and version 1.9 has no option to move it.
-//! It is a cache of digests, not configuration, and changes no behaviour.
+//! skopeo runs through [`skopeo_command`], which keeps its cache off the
+//! machine's `/var/lib`.
 
 use std::ffi::OsString;
 use std::fs;
@@ -114,10 +112,33 @@ impl ImageSource {
     }
 }
 
+/// Returns a `skopeo` command that runs in a private mount namespace with an
+/// empty tmpfs on `/var/lib`.
+///
+/// skopeo 1.9 run as root writes its blob-info cache to
+/// `/var/lib/containers/cache/` and has no option to move it. The tmpfs
+/// takes that write instead and goes away when skopeo exits. skopeo reads
+/// nothing from `/var/lib` for the `docker://`, `oci:` and
+/// `docker-archive:` transports that the tests use.
+pub fn skopeo_command() -> Command {
+    let mut command = Command::new("unshare");
+    command.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        r#"mount -t tmpfs -o mode=0755,size=64m hoist-skopeo /var/lib && exec skopeo "$@""#,
+        "skopeo",
+    ]);
+    command
+}
+
 /// Returns the manifest bytes of `source`, exactly as stored (so their
 /// SHA-256 is the manifest digest). For an index this is the index itself.
 pub fn skopeo_inspect_raw(source: &ImageSource) -> Result<Vec<u8>> {
-    let mut command = Command::new("skopeo");
+    let mut command = skopeo_command();
     command
         .args(["inspect", "--raw"])
         .args(source.access_args(""))
@@ -128,7 +149,7 @@ pub fn skopeo_inspect_raw(source: &ImageSource) -> Result<Vec<u8>> {
 /// Returns the image config of `source` (for an index, the config of the
 /// manifest for this machine's platform).
 pub fn skopeo_inspect_config(source: &ImageSource) -> Result<serde_json::Value> {
-    let mut command = Command::new("skopeo");
+    let mut command = skopeo_command();
     command
         .args(["inspect", "--config"])
         .args(source.access_args(""))
@@ -154,7 +175,7 @@ pub fn skopeo_push(
 ) -> Result<String> {
     let digest_dir = tempfile::tempdir().map_err(io_error("create", std::env::temp_dir()))?;
     let digest_file = digest_dir.path().join("digest");
-    let mut command = Command::new("skopeo");
+    let mut command = skopeo_command();
     command
         .args(["copy", "-q"])
         .args(source.access_args("src-"))
@@ -193,7 +214,7 @@ pub fn unpack_image(source: &ImageSource, destination: &Path) -> Result<()> {
     let layout = work.path().join("layout");
     let bundle = work.path().join("bundle");
 
-    let mut copy = Command::new("skopeo");
+    let mut copy = skopeo_command();
     copy.args(["copy", "-q"])
         .args(source.access_args("src-"))
         .arg(source.transport())

@@ -135,7 +135,12 @@ fn history(created_by: &str) -> History {
 /// Runs a peer tool and returns its standard output, failing the test with its standard error
 /// when it exits non-zero. `TMPDIR` points into the test's own directory.
 pub fn run(program: &str, args: &[&str], tmp: &Path) -> String {
-    let output = Command::new(program)
+    let mut command = if program == "skopeo" {
+        hoist_testkit::skopeo_command()
+    } else {
+        Command::new(program)
+    };
+    let output = command
         .args(args)
         .env("TMPDIR", tmp)
         .output()
