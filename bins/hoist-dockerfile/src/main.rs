@@ -188,7 +188,7 @@ fn parse_platform(specifier: &str) -> anyhow::Result<Platform> {
     })
 }
 
-/// The platform this binary runs on, in OCI terms.
+/// Returns the platform this binary runs on, in OCI terms.
 fn host_platform() -> Platform {
     let (architecture, variant) = match std::env::consts::ARCH {
         "x86_64" => ("amd64", ""),

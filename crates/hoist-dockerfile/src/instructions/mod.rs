@@ -1,5 +1,5 @@
 //! Typed instructions: one Rust type per Dockerfile instruction, with its
-//! builder flags checked. Values are kept as written; [`crate::stages`]
+//! builder flags checked. Values are kept as written, and [`crate::stages`]
 //! expands them with the ARG and ENV values in scope.
 
 mod duration;
