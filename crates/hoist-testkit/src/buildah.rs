@@ -108,7 +108,7 @@ impl Buildah {
 
     fn command(&self) -> Command {
         let root = self.root.path();
-        let mut command = Command::new("buildah");
+        let mut command = crate::tools::contained_command("buildah");
         command
             .arg("--root")
             .arg(root.join("storage"))

@@ -42,8 +42,8 @@ pub use images::{
 };
 pub use registry::{AuthKind, Registry, RegistryBuilder};
 pub use tools::{
-    ImageSource, RegistryAccess, skopeo_command, skopeo_inspect_config, skopeo_inspect_raw,
-    skopeo_push, unpack_image,
+    ImageSource, RegistryAccess, contained_command, skopeo_command, skopeo_inspect_config,
+    skopeo_inspect_raw, skopeo_push, unpack_image,
 };
 
 /// Returns the SHA-256 digest of `bytes` as `sha256:<hex>`.

@@ -4,8 +4,8 @@
 //! skopeo and buildah make no exception for loopback registries, so every
 //! call passes either `--cert-dir` with the test CA or `--tls-verify=false`,
 //! and credentials go through an `--authfile`, never the command line.
-//! skopeo runs through [`skopeo_command`], which keeps its cache off the
-//! machine's `/var/lib`.
+//! skopeo and buildah run through [`contained_command`], which keeps their
+//! caches off the machine's `/var/lib`.
 
 use std::ffi::OsString;
 use std::fs;
@@ -112,15 +112,21 @@ impl ImageSource {
     }
 }
 
-/// Returns a `skopeo` command that runs in a private mount namespace with an
-/// empty tmpfs on `/var/lib`.
-///
-/// skopeo 1.9 run as root writes its blob-info cache to
-/// `/var/lib/containers/cache/` and has no option to move it. The tmpfs
-/// takes that write instead and goes away when skopeo exits. skopeo reads
-/// nothing from `/var/lib` for the `docker://`, `oci:` and
-/// `docker-archive:` transports that the tests use.
+/// Returns a `skopeo` command that keeps its cache off the machine; see
+/// [`contained_command`].
 pub fn skopeo_command() -> Command {
+    contained_command("skopeo")
+}
+
+/// Returns a command for `program` (skopeo or buildah) that runs in a
+/// private mount namespace with an empty tmpfs on `/var/lib`.
+///
+/// skopeo 1.9 and buildah 1.28 run as root write a blob-info cache to
+/// `/var/lib/containers/cache/`, even when buildah is given a storage root
+/// of its own, and have no option to move it. The tmpfs takes that write
+/// and goes away when the program exits. Neither program reads anything
+/// else from `/var/lib` for the transports and storage roots the tests use.
+pub fn contained_command(program: &str) -> Command {
     let mut command = Command::new("unshare");
     command.args([
         "--mount",
@@ -129,8 +135,8 @@ pub fn skopeo_command() -> Command {
         "--",
         "sh",
         "-c",
-        r#"mount -t tmpfs -o mode=0755,size=64m hoist-skopeo /var/lib && exec skopeo "$@""#,
-        "skopeo",
+        r#"mount -t tmpfs -o mode=0755,size=64m hoist-contained /var/lib && exec "$0" "$@""#,
+        program,
     ]);
     command
 }
