@@ -117,7 +117,7 @@ fn compressions() -> Vec<(&'static str, Compression)> {
     ]
 }
 
-/// The compressor alone, fed the same bytes as the layer writer's tar stream.
+/// Compresses `data` with the compressor alone and returns the output size.
 fn compress_only(compression: Compression, data: &[u8]) -> u64 {
     let mut sink = CountingSink(0);
     match compression {

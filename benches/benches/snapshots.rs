@@ -27,8 +27,8 @@ fn small_tree() -> tempfile::TempDir {
     dir
 }
 
-/// One step: add a file, delete a file, modify a file. `round` keeps the
-/// steps distinct so that each has the same three changes.
+/// Adds a file, deletes a file and modifies a file, as one build step.
+/// `round` keeps the steps distinct so that each makes the same three changes.
 fn step(root: &Path, round: usize) {
     std::fs::write(root.join(format!("d0000/new-{round}")), "added\n").unwrap();
     let victim = root.join(format!("d0001/f{:03}", round % FILES_PER_DIR));
@@ -45,12 +45,25 @@ fn layer_options() -> LayerOptions {
     }
 }
 
+/// Walks the tree with `walkdir` and one `lstat` per entry: the floor of any
+/// stat walk, and the baseline of the walk snapshotter.
+fn lstat_walk(root: &Path) -> u64 {
+    let mut bytes = 0;
+    for entry in walkdir::WalkDir::new(root) {
+        bytes += entry.unwrap().path().symlink_metadata().unwrap().len();
+    }
+    bytes
+}
+
 fn walk(c: &mut Criterion) {
     let tree = small_tree();
     let mut snapshotter = WalkSnapshotter::new(tree.path().to_path_buf(), WalkOptions::default());
     let mut group = c.benchmark_group("snapshot-step");
     group.sample_size(10);
     group.throughput(Throughput::Elements((DIRS * FILES_PER_DIR) as u64));
+    group.bench_function("baseline-walkdir-lstat-100k-files", |b| {
+        b.iter(|| lstat_walk(tree.path()));
+    });
     let mut round = 0;
     // begin_step reuses the walk of the previous end_step, so one iteration
     // costs one walk, as in a build with many steps.
