@@ -38,6 +38,7 @@ fn write_image(layout: &Path, layers: &[(LayerDigests, Vec<u8>)]) {
             digests.media_type, digests.digest, digests.size
         ));
     }
+
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
         diff_ids.join(",")
@@ -50,6 +51,7 @@ fn write_image(layout: &Path, layers: &[(LayerDigests, Vec<u8>)]) {
         descriptors.join(",")
     );
     let manifest_digest = put_blob(layout, manifest.as_bytes());
+
     let index = format!(
         r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"test"}}}}]}}"#,
         manifest_digest,
@@ -68,6 +70,8 @@ fn layer(source: &Path, changes: &ChangeSet) -> (LayerDigests, Vec<u8>) {
     (digests, blob)
 }
 
+// TODO: also unpack the layers of the Debian base image with hoist and with
+// `umoci unpack` and compare; the tests have no such image fixture yet.
 #[test]
 fn umoci_unpacks_hoist_layers_identically() {
     let work = tempfile::tempdir().unwrap();
