@@ -52,10 +52,10 @@ pub struct ApplyReport {
 /// Extracts the layer in `layer` (gzip, zstd or plain tar, detected from
 /// its first bytes) into `root`, applying whiteouts and opaque markers.
 ///
-/// An entry that names a path outside the root (absolute, or with a `..`
-/// component), a whiteout of `.` or `..`, or a hardlink whose target cannot
-/// be found inside the root stops the apply with an error that names it.
-/// Entries before it stay applied.
+/// The apply stops with an error that names the entry at the first entry
+/// with an absolute path or a `..` component, a whiteout of `.` or `..`, or
+/// a hardlink whose target is not found inside the root. Entries before it
+/// stay applied.
 pub fn apply_layer<R: Read>(
     layer: R,
     root: &Path,
@@ -690,18 +690,19 @@ impl Applier {
     /// Opens a directory inside the root, creating missing ones with mode
     /// 0755 as extractors commonly do for parents without an entry.
     fn open_dir_creating(&self, components: &[OsString]) -> io::Result<OwnedFd> {
-        match self.open_dir(components) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !components.is_empty() => {
-                let (name, parent) = components.split_last().unwrap_or((&components[0], &[]));
-                let parent_fd = self.open_dir_creating(parent)?;
-                match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                self.open_dir(components)
-            }
-            result => result,
+        let missing = match self.open_dir(components) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => e,
+            result => return result,
+        };
+        let Some((name, parent)) = components.split_last() else {
+            return Err(missing);
+        };
+        let parent_fd = self.open_dir_creating(parent)?;
+        match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
         }
+        self.open_dir(components)
     }
 
     /// Sets the mode and mtime of every directory, children first.
@@ -750,7 +751,7 @@ fn open_in_root(root: BorrowedFd<'_>, path: &Path, extra: OFlags) -> io::Result<
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | extra;
     let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     // The kernel returns EAGAIN when a concurrent rename could have let the
-    // lookup escape; trying again is the documented answer.
+    // lookup escape, and openat2(2) documents a retry as the remedy.
     let mut attempts = 0;
     loop {
         match rustix::fs::openat2(root, path, flags, Mode::empty(), resolve) {

@@ -51,7 +51,7 @@ pub trait Snapshotter {
     /// Ends the step and returns what it changed.
     fn end_step(&mut self) -> Result<ChangeSet, SnapshotError>;
 
-    /// The directory that holds the changed files of the last step, from
+    /// The directory that contains the changed files of the last step, from
     /// which the layer writer reads.
     fn layer_source(&self) -> &Path;
 }

@@ -43,7 +43,7 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// The OCI media type of a layer compressed this way.
+    /// Returns the OCI media type of a layer compressed this way.
     pub fn media_type(&self) -> &'static str {
         match self {
             Compression::None => "application/vnd.oci.image.layer.v1.tar",

@@ -52,7 +52,7 @@ pub enum ApplyError {
     Rejected {
         /// The entry path as stored in the tar stream.
         entry: String,
-        /// Why the entry is rejected.
+        /// The reason for the rejection.
         reason: &'static str,
     },
     /// A filesystem operation for one entry failed.

@@ -1,5 +1,5 @@
 //! The overlay snapshotter: a build step runs on an overlayfs mount, and its
-//! upper directory holds exactly what the step changed.
+//! upper directory contains exactly what the step changed.
 
 use crate::apply::{ApplyOptions, apply_layer};
 use crate::changes::{ChangeSet, Snapshotter};

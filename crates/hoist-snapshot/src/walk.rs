@@ -19,7 +19,7 @@ pub struct WalkOptions {
     pub hash_contents: bool,
 }
 
-/// What the walk compares for one path.
+/// The metadata that the walk compares for one path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct FileState {
     mode: u32,
@@ -52,7 +52,9 @@ type Tree = BTreeMap<PathBuf, FileState>;
 ///
 /// Cost grows with the size of the tree: one `lstat` and one `llistxattr`
 /// per path and step, plus a full read with
-/// [`WalkOptions::hash_contents`].
+/// [`WalkOptions::hash_contents`]. The walk taken at the end of a step is
+/// the baseline of the next one, so changes made between two steps are
+/// recorded in the second.
 #[derive(Debug)]
 pub struct WalkSnapshotter {
     root: PathBuf,

@@ -24,8 +24,8 @@ pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 pub struct LayerOptions {
     /// The compression of the blob.
     pub compression: Compression,
-    /// When set, every mtime later than this epoch is replaced by it, as
-    /// `SOURCE_DATE_EPOCH` asks for reproducible builds.
+    /// When set, every mtime later than this epoch is replaced by it, as the
+    /// `SOURCE_DATE_EPOCH` convention of reproducible builds specifies.
     pub mtime_epoch: Option<i64>,
 }
 
@@ -44,7 +44,7 @@ pub struct LayerDigests {
     pub media_type: &'static str,
 }
 
-/// What the writer emits at one path of the layer.
+/// The kind of entry the writer emits at one path of the layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Planned {
     /// The file, directory or link found at this path of the source.

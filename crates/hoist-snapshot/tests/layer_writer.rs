@@ -185,6 +185,7 @@ fn gnu_tar_extracts_layer_identically() {
     let (dir, mut changes) = sample_tree();
     changes.deleted.clear();
     std::fs::remove_dir(dir.path().join("etc")).unwrap();
+
     let (_, blob) = write(
         dir.path(),
         &changes,
@@ -195,6 +196,7 @@ fn gnu_tar_extracts_layer_identically() {
     std::fs::write(&layer, &blob).unwrap();
     let out = scratch.path().join("out");
     std::fs::create_dir(&out).unwrap();
+
     let status = Command::new("tar")
         .args([
             "--extract",
@@ -209,6 +211,7 @@ fn gnu_tar_extracts_layer_identically() {
         .status()
         .unwrap();
     assert!(status.success());
+
     let extracted = support::observe(&out);
     let source = support::observe(dir.path());
     for (path, observed) in &source {

@@ -280,18 +280,3 @@ pub fn observe(root: &Path) -> BTreeMap<PathBuf, Observed> {
     }
     tree
 }
-
-#[test]
-fn normalize_drops_children_of_symlinks() {
-    let mut raw = Spec::new();
-    raw.insert("d1".into(), Node::Symlink { target: 0 });
-    raw.insert(
-        "d1/d2".into(),
-        Node::Dir {
-            mode: 0o755,
-            uid: 0,
-        },
-    );
-    let spec = normalize(raw);
-    assert_eq!(spec.len(), 1, "{spec:?}");
-}
