@@ -9,5 +9,5 @@ scripts/install-deps.sh
 
 start=$(date +%s)
 cargo fmt --all --check
-cargo test --workspace --all-targets --locked
+cargo test --workspace --all-targets --locked --no-fail-fast
 echo "test.sh: passed in $(( $(date +%s) - start )) s" >&2
