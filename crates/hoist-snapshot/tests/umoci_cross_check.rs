@@ -70,8 +70,6 @@ fn layer(source: &Path, changes: &ChangeSet) -> (LayerDigests, Vec<u8>) {
     (digests, blob)
 }
 
-// TODO: also unpack the layers of the Debian base image with hoist and with
-// `umoci unpack` and compare; the tests have no such image fixture yet.
 #[test]
 fn umoci_unpacks_hoist_layers_identically() {
     let work = tempfile::tempdir().unwrap();
