@@ -21,6 +21,7 @@ pub mod client;
 pub mod compare;
 mod dates;
 mod error;
+mod fault_proxy;
 pub mod images;
 mod process;
 mod registry;
@@ -34,6 +35,7 @@ pub use compare::{
     compare_rootfs_except,
 };
 pub use error::{Error, Result};
+pub use fault_proxy::{Fault, FaultProxy};
 pub use images::{
     BaseImage, BaseImageFiles, ManifestForm, PushedImage, base_image, push_base_image,
     push_base_images,
