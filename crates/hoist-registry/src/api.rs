@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::retry::{RetryPolicy, is_transient_error, is_transient_status, parse_retry_after};
 
 /// The four manifest media types hoist reads, sent as `Accept` on every manifest request.
-/// Without them distribution answers 404 for OCI manifests and converts Docker manifests
+/// Without them distribution returns 404 for OCI manifests and converts Docker manifests
 /// to signed schema 1.
 pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.oci.image.index.v1+json, \
@@ -26,7 +26,7 @@ pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+
 /// Size of the reads that feed a streamed upload, in bytes.
 const UPLOAD_READ_SIZE: usize = 256 * 1024;
 
-/// Longest error body quoted in an error message, in bytes.
+/// Maximum length of an error body quoted in an error message, in bytes.
 const MAX_ERROR_BODY: usize = 512;
 
 /// Counters of what a client sent, for reports and tests.
@@ -128,11 +128,11 @@ impl RegistryApi {
         })
     }
 
-    /// Sends `request`, answering one authentication challenge and retrying transient
+    /// Sends `request`, handling one authentication challenge and retrying transient
     /// failures with backoff. Returns the final response whatever its status.
     pub(crate) async fn send(&self, request: &ApiRequest) -> Result<Response> {
         let mut attempt = 0;
-        let mut challenge_answered = false;
+        let mut challenge_handled = false;
         loop {
             attempt += 1;
             let outcome = self.build(request).await?.send().await;
@@ -152,12 +152,12 @@ impl RegistryApi {
             };
 
             let status = response.status().as_u16();
-            if status == 401 && !challenge_answered {
-                challenge_answered = true;
+            if status == 401 && !challenge_handled {
+                challenge_handled = true;
                 let header = header_text(response.headers(), header::WWW_AUTHENTICATE);
                 if self
                     .auth
-                    .answer(&self.http, header.as_deref(), &request.scopes)
+                    .handle_challenge(&self.http, header.as_deref(), &request.scopes)
                     .await?
                 {
                     continue;
@@ -229,7 +229,7 @@ impl RegistryApi {
     }
 
     /// Streams `length` bytes of a file in reads of [`UPLOAD_READ_SIZE`], so an upload
-    /// holds at most a few reads in memory whatever the blob size.
+    /// keeps at most a few reads in memory whatever the blob size.
     async fn file_body(&self, path: &PathBuf, offset: u64, length: u64) -> Result<reqwest::Body> {
         let mut file = tokio::fs::File::open(path)
             .await

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// The client id sent with refresh-token exchanges, which token servers log.
 const OAUTH_CLIENT_ID: &str = "hoist";
 
-/// Largest token server answer read, in bytes.
+/// Maximum size of a token server response that is read, in bytes.
 const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
 
 /// An authentication challenge from a `WWW-Authenticate` header.
@@ -165,7 +165,7 @@ impl Authenticator {
 
     /// Handles a 401: records the challenge and, for Bearer, fetches a new token for
     /// `scopes`. Returns false when there is nothing new to try, so the 401 is final.
-    pub(crate) async fn answer(
+    pub(crate) async fn handle_challenge(
         &self,
         http: &reqwest::Client,
         header: Option<&str>,
@@ -256,7 +256,7 @@ impl Authenticator {
             .await
             .map_err(|error| self.token_error(realm, &error))?;
         if body.len() > MAX_TOKEN_RESPONSE {
-            return Err(self.invalid_token(realm, "answer larger than 1 MiB".to_owned()));
+            return Err(self.invalid_token(realm, "response larger than 1 MiB".to_owned()));
         }
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|error| self.invalid_token(realm, format!("invalid JSON: {error}")))?;
@@ -264,7 +264,7 @@ impl Authenticator {
             .token
             .or(parsed.access_token)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| self.invalid_token(realm, "no token in the answer".to_owned()))
+            .ok_or_else(|| self.invalid_token(realm, "no token in the response".to_owned()))
     }
 
     fn realm_url(&self, realm: &str) -> Result<url::Url> {

@@ -36,7 +36,7 @@ pub enum Error {
         /// The underlying error.
         source: reqwest::Error,
     },
-    /// The registry answered with an unexpected status.
+    /// The registry returned an unexpected status.
     #[error("{method} {url} on registry {registry} returned HTTP {status}: {body}")]
     Status {
         /// The registry host.
@@ -62,14 +62,14 @@ pub enum Error {
         /// The status code.
         status: u16,
     },
-    /// The token server's answer is unusable.
-    #[error("token server {realm} for registry {registry} returned an invalid answer: {reason}")]
+    /// The token server returned an unusable response.
+    #[error("token server {realm} for registry {registry} returned an invalid response: {reason}")]
     Token {
         /// The registry host.
         registry: String,
         /// The token server URL from the challenge.
         realm: String,
-        /// What is wrong with the answer.
+        /// What is wrong with the response.
         reason: String,
     },
     /// Credentials could not be looked up.

@@ -239,7 +239,7 @@ async fn blob_exists(api: &RegistryApi, repository: &str, digest: &str) -> Resul
 }
 
 /// Starts an upload session, with a mount request when the blob has a source repository.
-/// A 201 means the registry mounted it; a 202 (also the spec's answer when it declines a
+/// A 201 means the registry mounted it; a 202 (also the spec's response when it declines a
 /// mount) opens a session that the bytes are then sent to.
 async fn mount_or_upload(
     api: &RegistryApi,
@@ -311,7 +311,7 @@ async fn upload_monolithic(
 }
 
 /// Sends the blob in `PATCH` requests of at most `chunk_size` bytes, following the
-/// `Location` each answer returns, then closes the session with an empty `PUT`.
+/// `Location` each response returns, then closes the session with an empty `PUT`.
 async fn upload_chunked(
     api: &RegistryApi,
     repository: &str,
