@@ -170,3 +170,64 @@ async fn missing_tag_reports_status() {
     );
     assert!(error.to_string().contains("nothing/here"), "{error}");
 }
+
+/// Returns a refresh token from the registry's token server, as `docker login` stores it
+/// in `identitytoken` for registries such as Azure Container Registry.
+async fn refresh_token(registry: &Registry) -> String {
+    let realm = registry.token_realm().expect("token registry");
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{realm}?service=hoist-testkit-registry&offline_token=true"
+        ))
+        .basic_auth(USER, Some(PASS))
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("token body")).expect("token JSON");
+    body["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned()
+}
+
+fn identity_token_client(registry: &Registry, token: &str) -> hoist_registry::Client {
+    let credential = hoist_auth::Credential::IdentityToken {
+        username: None,
+        token: hoist_auth::Secret::new(token),
+    };
+    let credentials = hoist_registry::Credentials::Fixed(std::collections::BTreeMap::from([(
+        registry.host().to_owned(),
+        credential,
+    )]));
+    hoist_registry::Client::new(common::options_for(registry), credentials)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_token_is_exchanged() {
+    let registry = Registry::builder().token(USER, PASS).start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let token = refresh_token(&registry).await;
+    let client = identity_token_client(&registry, &token);
+
+    let manifest = client.fetch_manifest(&reference(&pushed[0])).await.unwrap();
+
+    assert_eq!(manifest.digest, pushed[0].digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_identity_token_is_rejected() {
+    let registry = Registry::builder().token(USER, PASS).start().unwrap();
+    let client = identity_token_client(&registry, "not-a-known-refresh-token");
+    let target: ImageReference = registry.reference("base/busybox:latest").parse().unwrap();
+
+    let error = client.fetch_manifest(&target).await.unwrap_err();
+
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Unauthorized { status: 401, .. }),
+        "{message}"
+    );
+    assert!(!message.contains("not-a-known-refresh-token"), "{message}");
+}
