@@ -1,9 +1,13 @@
 //! The `hoist-push` command: pushes an OCI image layout directory or a docker-archive
 //! tarball to one or more registry references and prints the manifest digest.
 
+mod progress;
+
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -20,7 +24,7 @@ use hoist_registry::{
 struct Args {
     /// The image to push: an OCI image layout directory or a docker-archive tarball.
     source: PathBuf,
-    /// Which image of the source to push: a tag in the layout's `index.json` or a
+    /// The image of the source to push: a tag in the layout's `index.json` or a
     /// `RepoTags` entry of the archive. Needed only when the source has several.
     #[arg(long, value_name = "NAME")]
     source_ref: Option<String>,
@@ -112,12 +116,17 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .map(|text| text.parse::<ImageReference>())
         .collect::<Result<Vec<_>, _>>()?;
     let image = load_source(&args.source, args.source_ref.as_deref())?;
+    // A terminal gets progress bars; CI logs get the `info` line per blob instead.
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| Arc::new(progress::Bars::default()) as Arc<dyn hoist_registry::Progress>);
     let options = ClientOptions {
         transport: args.transport.options(),
         upload: args
             .chunk_size
             .map_or(UploadMode::Monolithic, UploadMode::Chunked),
         max_concurrency: args.max_concurrency.max(1),
+        progress,
         ..ClientOptions::default()
     };
     let keychain = Keychain::from_environment(&Environment::from_process());

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::Authenticator;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::retry::{RetryPolicy, is_transient_error, is_transient_status, parse_retry_after};
 
 /// The four manifest media types hoist reads, sent as `Accept` on every manifest request.
@@ -47,11 +48,13 @@ pub(crate) enum RequestBody {
     Bytes(Bytes),
     /// Blob bytes held in memory, such as an image config; counted as blob bytes.
     BlobBytes(Bytes),
-    /// `length` bytes of a file from `offset` on, streamed and counted as blob bytes.
+    /// `length` bytes of a file from `offset` on, streamed and counted as blob bytes of
+    /// the blob `digest`.
     File {
         path: PathBuf,
         offset: u64,
         length: u64,
+        digest: String,
     },
 }
 
@@ -108,6 +111,7 @@ pub(crate) struct RegistryApi {
     pub(crate) auth: Authenticator,
     pub(crate) retry: RetryPolicy,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) progress: Option<Arc<dyn Progress>>,
 }
 
 impl RegistryApi {
@@ -221,16 +225,23 @@ impl RegistryApi {
                 path,
                 offset,
                 length,
+                digest,
             } => builder
                 .header(header::CONTENT_LENGTH, *length)
-                .body(self.file_body(path, *offset, *length).await?),
+                .body(self.file_body(path, *offset, *length, digest).await?),
         };
         Ok(builder)
     }
 
     /// Streams `length` bytes of a file in reads of [`UPLOAD_READ_SIZE`], so an upload
     /// keeps at most a few reads in memory whatever the blob size.
-    async fn file_body(&self, path: &PathBuf, offset: u64, length: u64) -> Result<reqwest::Body> {
+    async fn file_body(
+        &self,
+        path: &PathBuf,
+        offset: u64,
+        length: u64,
+        digest: &str,
+    ) -> Result<reqwest::Body> {
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(crate::error::io_error("open", path))?;
@@ -238,9 +249,13 @@ impl RegistryApi {
             .await
             .map_err(crate::error::io_error("seek in", path))?;
         let counters = Arc::clone(&self.counters);
+        let progress = self.progress.clone();
+        let digest = digest.to_owned();
         let reader = file.take(length);
         let stream = futures::stream::try_unfold(reader, move |mut reader| {
             let counters = Arc::clone(&counters);
+            let progress = progress.clone();
+            let digest = digest.clone();
             async move {
                 let mut buffer = vec![0; UPLOAD_READ_SIZE];
                 let read = reader.read(&mut buffer).await?;
@@ -251,6 +266,9 @@ impl RegistryApi {
                 counters
                     .blob_bytes_sent
                     .fetch_add(read as u64, Ordering::Relaxed);
+                if let Some(progress) = &progress {
+                    progress.advance(&digest, read as u64);
+                }
                 Ok(Some((Bytes::from(buffer), reader)))
             }
         });

@@ -9,6 +9,7 @@ use hoist_auth::{Credential, Keychain};
 use crate::api::{Counters, RegistryApi};
 use crate::auth::Authenticator;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::reference::api_host;
 use crate::retry::RetryPolicy;
 use crate::transport::TransportOptions;
@@ -37,6 +38,8 @@ pub struct ClientOptions {
     pub upload: UploadMode,
     /// Blobs transferred at the same time, at least 1.
     pub max_concurrency: usize,
+    /// Receiver of per-blob progress events, such as a progress bar.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for ClientOptions {
@@ -46,6 +49,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             upload: UploadMode::Monolithic,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            progress: None,
         }
     }
 }
@@ -149,6 +153,7 @@ impl Client {
             auth: Authenticator::new(registry, self.credentials.lookup(registry)?),
             retry: self.options.retry.clone(),
             counters: Arc::clone(&self.counters),
+            progress: self.options.progress.clone(),
         });
         apis.insert(registry.to_owned(), Arc::clone(&api));
         Ok(api)

@@ -27,6 +27,7 @@ mod api;
 mod auth;
 mod client;
 mod error;
+mod progress;
 mod pull;
 mod push;
 mod reference;
@@ -37,6 +38,7 @@ pub use client::{
     Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, TransferStats, UploadMode,
 };
 pub use error::{Error, Result};
+pub use progress::{Direction, Progress};
 pub use pull::{BlobCache, FetchedManifest, MAX_MANIFEST_SIZE, PulledImage, host_platform};
 pub use push::PushOutcome;
 pub use reference::{DEFAULT_REGISTRY, ImageReference, api_host};

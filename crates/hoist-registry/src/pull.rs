@@ -15,6 +15,7 @@ use crate::api::{ApiRequest, MANIFEST_ACCEPT, RegistryApi, header_text};
 use crate::auth::repository_scope;
 use crate::client::Client;
 use crate::error::{Error, Result, io_error};
+use crate::progress::Direction;
 use crate::reference::ImageReference;
 use crate::retry::is_transient_status;
 
@@ -281,7 +282,14 @@ async fn fetch_blob_to_cache(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match fetch_blob_once(api, reference, descriptor, cache).await {
+        if let Some(progress) = &api.progress {
+            progress.start(&digest, descriptor.size, Direction::Pull);
+        }
+        let outcome = fetch_blob_once(api, reference, descriptor, cache).await;
+        if let Some(progress) = &api.progress {
+            progress.finish(&digest, outcome.is_ok());
+        }
+        match outcome {
             Err(error) if is_retryable(&error) && api.retry.allows_another(attempt) => {
                 let wait = api.retry.backoff(attempt, None);
                 tracing::warn!(registry = %api.registry, %digest, attempt, %error, "retrying blob download");
@@ -343,6 +351,9 @@ async fn fetch_blob_once(
             source: source.without_url(),
         })?;
         size += chunk.len() as u64;
+        if let Some(progress) = &api.progress {
+            progress.advance(&digest, chunk.len() as u64);
+        }
         if size > descriptor.size {
             return Err(mismatch("(not computed: too many bytes)".to_owned(), size));
         }

@@ -14,6 +14,7 @@ use crate::api::{ApiRequest, RegistryApi, RequestBody, header_text};
 use crate::auth::repository_scope;
 use crate::client::{Client, UploadMode};
 use crate::error::{Error, Result};
+use crate::progress::Direction;
 use crate::pull::is_retryable;
 use crate::reference::ImageReference;
 
@@ -33,6 +34,7 @@ enum BlobBody {
     File {
         path: std::path::PathBuf,
         offset: u64,
+        digest: String,
     },
 }
 
@@ -48,10 +50,15 @@ impl BlobBody {
                     .min(bytes.len());
                 RequestBody::BlobBytes(bytes.slice(start..end))
             }
-            Self::File { path, offset } => RequestBody::File {
+            Self::File {
+                path,
+                offset,
+                digest,
+            } => RequestBody::File {
                 path: path.clone(),
                 offset: offset + start,
                 length,
+                digest: digest.clone(),
             },
         }
     }
@@ -163,11 +170,12 @@ fn blobs_of(
             .filter(|source| source.registry() == registry && source.repository() != repository)
             .map(|source| source.repository().to_owned());
         blobs.push(PushBlob {
-            digest,
+            digest: digest.clone(),
             size: layer.size,
             body: BlobBody::File {
                 path: layer.blob.path.clone(),
                 offset: layer.blob.offset,
+                digest,
             },
             mount_from: mount,
         });
@@ -202,7 +210,14 @@ async fn push_blob(
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
-        match mount_or_upload(api, repository, blob, upload).await {
+        if let Some(progress) = &api.progress {
+            progress.start(&blob.digest, blob.size, Direction::Push);
+        }
+        let outcome = mount_or_upload(api, repository, blob, upload).await;
+        if let Some(progress) = &api.progress {
+            progress.finish(&blob.digest, outcome.is_ok());
+        }
+        match outcome {
             Err(error) if is_retryable(&error) && api.retry.allows_another(attempt) => {
                 api.counters.retries.fetch_add(1, Ordering::Relaxed);
                 let wait = api.retry.backoff(attempt, None);

@@ -239,3 +239,66 @@ async fn declined_mount_falls_back_to_upload() {
     assert_eq!(stats.blobs_uploaded, 2);
     assert_eq!(skopeo_digest(&registry, "app/fallback:v1"), outcome.digest);
 }
+
+/// Records progress events as `(event, digest, bytes)`.
+#[derive(Debug, Default)]
+struct RecordedProgress {
+    events: std::sync::Mutex<Vec<(&'static str, String, u64)>>,
+}
+
+impl hoist_registry::Progress for RecordedProgress {
+    fn start(&self, digest: &str, size: u64, _direction: hoist_registry::Direction) {
+        self.events
+            .lock()
+            .expect("progress lock")
+            .push(("start", digest.to_owned(), size));
+    }
+
+    fn advance(&self, digest: &str, bytes: u64) {
+        self.events
+            .lock()
+            .expect("progress lock")
+            .push(("advance", digest.to_owned(), bytes));
+    }
+
+    fn finish(&self, digest: &str, success: bool) {
+        self.events.lock().expect("progress lock").push((
+            "finish",
+            digest.to_owned(),
+            u64::from(success),
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_reports_layer_progress() {
+    let registry = Registry::builder().start().unwrap();
+    let image = busybox();
+    let progress = std::sync::Arc::new(RecordedProgress::default());
+    let mut options = common::options_for(&registry);
+    options.progress = Some(progress.clone());
+    let client = Client::new(options, common::credentials_for(&registry));
+
+    client
+        .push(
+            &image,
+            &[destination(&registry, "app/progress:v1")],
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+
+    let layer = &image.image.layers()[0];
+    let digest = layer.digest.to_string();
+    let events = progress.events.lock().unwrap();
+    let of_layer = |kind: &str| {
+        events
+            .iter()
+            .filter(|(event, blob, _)| *event == kind && *blob == digest)
+            .map(|(_, _, bytes)| *bytes)
+            .collect::<Vec<u64>>()
+    };
+    assert_eq!(of_layer("start"), [layer.size]);
+    assert_eq!(of_layer("advance").iter().sum::<u64>(), layer.size);
+    assert_eq!(of_layer("finish"), [1]);
+}

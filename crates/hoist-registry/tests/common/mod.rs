@@ -34,6 +34,7 @@ pub fn options_for(registry: &Registry) -> ClientOptions {
         },
         upload: UploadMode::Monolithic,
         max_concurrency: 4,
+        progress: None,
     }
 }
 
