@@ -1,7 +1,7 @@
 //! The `hoist-warmer` command: pulls base images into the content-addressed cache that
 //! the executor reads, so builds start without a registry round trip per layer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,8 +10,9 @@ use clap::Parser;
 use hoist_auth::{Environment, Keychain};
 use hoist_image::Platform;
 use hoist_registry::{
-    BlobCache, Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference,
-    TransportOptions, host_platform, parse_client_certificate, parse_registry_certificate,
+    BlobCache, Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, DEFAULT_REGISTRY,
+    ImageReference, TransportOptions, host_platform, parse_client_certificate,
+    parse_registry_certificate,
 };
 
 /// Command-line arguments.
@@ -28,6 +29,15 @@ struct Args {
     /// machine's platform by default.
     #[arg(long, value_name = "PLATFORM", value_parser = Platform::parse)]
     custom_platform: Option<Platform>,
+    /// A mirror of docker.io (host or host:port) tried before it; repeatable.
+    #[arg(long, value_name = "HOST")]
+    registry_mirror: Vec<String>,
+    /// Mirrors tried in order before REGISTRY, separated by `;`; repeatable.
+    #[arg(long, value_name = "REGISTRY=MIRROR[;MIRROR]", value_parser = parse_registry_map)]
+    registry_map: Vec<(String, Vec<String>)>,
+    /// Fail when every mirror fails instead of pulling from the registry itself.
+    #[arg(long)]
+    skip_default_registry_fallback: bool,
     /// Number of blobs downloaded at the same time.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENCY)]
     max_concurrency: usize,
@@ -98,6 +108,39 @@ fn init_logging() {
         .init();
 }
 
+/// Parses `REGISTRY=MIRROR[;MIRROR]`, the form of `--registry-map`.
+fn parse_registry_map(text: &str) -> Result<(String, Vec<String>), String> {
+    let invalid = || format!("invalid registry map {text:?}: expected REGISTRY=MIRROR[;MIRROR]");
+    let (registry, mirrors) = text.split_once('=').ok_or_else(invalid)?;
+    let mirrors: Vec<String> = mirrors
+        .split(';')
+        .filter(|mirror| !mirror.is_empty())
+        .map(ToOwned::to_owned)
+        .collect();
+    if registry.is_empty() || mirrors.is_empty() {
+        return Err(invalid());
+    }
+    Ok((registry.to_owned(), mirrors))
+}
+
+/// Collects `--registry-mirror` (for docker.io) and `--registry-map` into one map.
+fn registry_mirrors(args: &Args) -> BTreeMap<String, Vec<String>> {
+    let mut mirrors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if !args.registry_mirror.is_empty() {
+        mirrors
+            .entry(DEFAULT_REGISTRY.to_owned())
+            .or_default()
+            .extend(args.registry_mirror.iter().cloned());
+    }
+    for (registry, listed) in &args.registry_map {
+        mirrors
+            .entry(registry.clone())
+            .or_default()
+            .extend(listed.iter().cloned());
+    }
+    mirrors
+}
+
 // TODO: `--dockerfile FILE --build-arg K=V` (images from the FROM lines) needs
 // hoist-dockerfile's parser wired in; only `--image` is supported so far.
 fn run(args: &Args) -> anyhow::Result<()> {
@@ -111,6 +154,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let options = ClientOptions {
         transport: args.transport.options(),
         max_concurrency: args.max_concurrency.max(1),
+        registry_mirrors: registry_mirrors(args),
+        mirror_fallback: !args.skip_default_registry_fallback,
         ..ClientOptions::default()
     };
     let keychain = Keychain::from_environment(&Environment::from_process());

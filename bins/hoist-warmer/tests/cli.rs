@@ -43,3 +43,37 @@ fn warmer_fills_cache_from_index() {
     let hex = manifest.digest.trim_start_matches("sha256:");
     assert!(cache.join("blobs/sha256").join(hex).is_file());
 }
+
+#[test]
+fn warmer_pulls_through_registry_map() {
+    let origin = Registry::builder().start().unwrap();
+    let mirror = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&mirror, BaseImage::Busybox).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let reference = origin.reference("base/busybox:latest");
+
+    cargo_bin_cmd!("hoist-warmer")
+        .args(["--image", &reference])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--registry-map")
+        .arg(format!("{}={}", origin.host(), mirror.host()))
+        .args(["--insecure-registry", origin.host()])
+        .args(["--insecure-registry", mirror.host()])
+        .arg("--skip-default-registry-fallback")
+        .env("HOME", home.path())
+        .assert()
+        .success()
+        .stdout(format!("{reference} {}\n", pushed[0].digest));
+}
+
+#[test]
+fn invalid_registry_map_is_rejected() {
+    cargo_bin_cmd!("hoist-warmer")
+        .args(["--image", "r.example/app:1", "--cache-dir", "/nonexistent"])
+        .args(["--registry-map", "r.example"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("REGISTRY=MIRROR"));
+}

@@ -40,6 +40,11 @@ pub struct ClientOptions {
     pub max_concurrency: usize,
     /// Receiver of per-blob progress events, such as a progress bar.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Mirrors (host or host:port) tried in order before pulling from a registry, keyed by
+    /// the registry as written in references, such as `docker.io`.
+    pub registry_mirrors: BTreeMap<String, Vec<String>>,
+    /// Whether a pull falls back to the registry itself after its mirrors failed.
+    pub mirror_fallback: bool,
 }
 
 impl Default for ClientOptions {
@@ -50,6 +55,8 @@ impl Default for ClientOptions {
             upload: UploadMode::Monolithic,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             progress: None,
+            registry_mirrors: BTreeMap::new(),
+            mirror_fallback: true,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Pulls: resolving a reference to a manifest, choosing the platform from an index, and
 //! streaming blobs into a content-addressed cache with their digest and size verified.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -122,7 +123,39 @@ impl Client {
 
     /// Pulls `reference` for `platform`: the manifest (chosen from an index when the
     /// reference names one), the config, and every layer into `cache`.
+    ///
+    /// When [`ClientOptions::registry_mirrors`](crate::ClientOptions::registry_mirrors)
+    /// lists mirrors for the reference's registry, they are tried first, in order, and the
+    /// registry itself last unless `mirror_fallback` is off. The error of the last source
+    /// tried is returned.
     pub async fn pull(
+        &self,
+        reference: &ImageReference,
+        platform: &Platform,
+        cache: &BlobCache,
+    ) -> Result<PulledImage> {
+        let sources = pull_sources(
+            reference,
+            &self.options.registry_mirrors,
+            self.options.mirror_fallback,
+        );
+        let mut last_error = None;
+        for source in &sources {
+            match self.pull_from(source, platform, cache).await {
+                Ok(pulled) => return Ok(pulled),
+                Err(error) => {
+                    tracing::warn!(reference = %reference, source = %source, %error, "pull from source failed");
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::InvalidReference {
+            reference: reference.to_string(),
+            reason: "no registry to pull from: every mirror was skipped".to_owned(),
+        }))
+    }
+
+    async fn pull_from(
         &self,
         reference: &ImageReference,
         platform: &Platform,
@@ -206,6 +239,34 @@ impl Client {
             .await?;
         Ok(())
     }
+}
+
+/// Lists where to pull `reference` from: its registry's mirrors in order, then the
+/// registry itself when `fallback` is on or it has no mirrors.
+fn pull_sources(
+    reference: &ImageReference,
+    mirrors: &BTreeMap<String, Vec<String>>,
+    fallback: bool,
+) -> Vec<ImageReference> {
+    let listed = mirrors
+        .get(reference.registry())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut sources: Vec<ImageReference> = listed
+        .iter()
+        .map(|mirror| {
+            ImageReference::new(
+                mirror,
+                reference.repository(),
+                reference.tag(),
+                reference.digest(),
+            )
+        })
+        .collect();
+    if fallback || sources.is_empty() {
+        sources.push(reference.clone());
+    }
+    sources
 }
 
 fn pull_scopes(reference: &ImageReference) -> Vec<String> {
@@ -418,4 +479,64 @@ fn build_image(
         layers.push(layer);
     }
     Image::from_parts(config, layers).map_err(|error| invalid(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirrors() -> BTreeMap<String, Vec<String>> {
+        BTreeMap::from([(
+            "docker.io".to_owned(),
+            vec![
+                "mirror-a.example".to_owned(),
+                "mirror-b.example:5000".to_owned(),
+            ],
+        )])
+    }
+
+    #[test]
+    fn mirrors_come_before_registry() {
+        let reference: ImageReference = "busybox:1.36".parse().unwrap();
+        let sources = pull_sources(&reference, &mirrors(), true);
+        let texts: Vec<String> = sources.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                "mirror-a.example/library/busybox:1.36",
+                "mirror-b.example:5000/library/busybox:1.36",
+                "docker.io/library/busybox:1.36",
+            ]
+        );
+    }
+
+    #[test]
+    fn fallback_off_skips_registry() {
+        let reference: ImageReference = "busybox".parse().unwrap();
+        let sources = pull_sources(&reference, &mirrors(), false);
+        assert_eq!(sources.len(), 2);
+        assert!(
+            sources
+                .iter()
+                .all(|source| source.registry() != "docker.io")
+        );
+    }
+
+    #[test]
+    fn unmapped_registry_is_its_own_source() {
+        let reference: ImageReference = "r.example/app:1".parse().unwrap();
+        let sources = pull_sources(&reference, &mirrors(), false);
+        assert_eq!(sources, [reference]);
+    }
+
+    #[test]
+    fn cache_path_rejects_bad_digests() {
+        let cache = BlobCache {
+            root: PathBuf::from("/cache"),
+        };
+        assert!(cache.path(&format!("sha256:{}", "a".repeat(64))).is_some());
+        assert!(cache.path("sha256:../../etc/passwd").is_none());
+        assert!(cache.path(&format!("sha512:{}", "a".repeat(128))).is_none());
+        assert!(cache.path(&format!("sha256:{}", "A".repeat(64))).is_none());
+    }
 }

@@ -231,3 +231,70 @@ async fn unknown_identity_token_is_rejected() {
     );
     assert!(!message.contains("not-a-known-refresh-token"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mirror_serves_before_origin() {
+    let origin = Registry::builder().start().unwrap();
+    let mirror = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&mirror, BaseImage::Busybox).unwrap();
+    let mut options = common::options_for(&origin);
+    options
+        .transport
+        .insecure_registries
+        .insert(mirror.host().to_owned());
+    options.registry_mirrors = std::collections::BTreeMap::from([(
+        origin.host().to_owned(),
+        vec![mirror.host().to_owned()],
+    )]);
+    let client = hoist_registry::Client::new(options, hoist_registry::Credentials::Anonymous);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+    let target: ImageReference = origin.reference("base/busybox:latest").parse().unwrap();
+
+    let pulled = client
+        .pull(&target, &host_platform(), &cache)
+        .await
+        .unwrap();
+
+    assert_eq!(pulled.manifest.digest, pushed[0].digest);
+    assert_eq!(pulled.reference.registry(), mirror.host());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_mirror_falls_back_to_origin() {
+    let origin = Registry::builder().start().unwrap();
+    let mirror = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&origin, BaseImage::Busybox).unwrap();
+    let mut options = common::options_for(&origin);
+    options
+        .transport
+        .insecure_registries
+        .insert(mirror.host().to_owned());
+    options.registry_mirrors = std::collections::BTreeMap::from([(
+        origin.host().to_owned(),
+        vec![mirror.host().to_owned()],
+    )]);
+    let target: ImageReference = origin.reference("base/busybox:latest").parse().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+
+    let client =
+        hoist_registry::Client::new(options.clone(), hoist_registry::Credentials::Anonymous);
+    let pulled = client
+        .pull(&target, &host_platform(), &cache)
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest.digest, pushed[0].digest);
+
+    options.mirror_fallback = false;
+    let strict = hoist_registry::Client::new(options, hoist_registry::Credentials::Anonymous);
+    let error = strict
+        .pull(&target, &host_platform(), &cache)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Status { status: 404, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains(mirror.host()), "{error}");
+}

@@ -35,6 +35,8 @@ pub fn options_for(registry: &Registry) -> ClientOptions {
         upload: UploadMode::Monolithic,
         max_concurrency: 4,
         progress: None,
+        registry_mirrors: BTreeMap::new(),
+        mirror_fallback: true,
     }
 }
 
