@@ -17,7 +17,7 @@ use crate::transport::TransportOptions;
 /// Default number of blobs transferred at the same time.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
 
-/// How blob uploads send their bytes.
+/// The way blob uploads send their bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UploadMode {
     /// One `PUT` with the whole blob, streamed from its file.
@@ -34,7 +34,7 @@ pub struct ClientOptions {
     pub transport: TransportOptions,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
-    /// How uploads send blob bytes.
+    /// The way uploads send blob bytes.
     pub upload: UploadMode,
     /// Blobs transferred at the same time, at least 1.
     pub max_concurrency: usize,
@@ -61,7 +61,7 @@ impl Default for ClientOptions {
     }
 }
 
-/// Where the client takes registry credentials from.
+/// The source of registry credentials.
 #[derive(Clone, Debug)]
 pub enum Credentials {
     /// No credentials: anonymous access and anonymous tokens only.
@@ -89,7 +89,7 @@ impl Credentials {
     }
 }
 
-/// What a client has transferred so far, summed over all registries.
+/// Counts of what a client has transferred so far, summed over all registries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransferStats {
     /// Blob bytes sent in upload bodies, resent bytes of retried uploads included.

@@ -57,7 +57,7 @@ impl BlobCache {
         Ok(Self { root })
     }
 
-    /// The cache directory.
+    /// Returns the cache directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
