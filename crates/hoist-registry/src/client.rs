@@ -143,26 +143,88 @@ impl Client {
     }
 
     /// Returns the API handle of `registry`, creating it on first use.
-    pub(crate) fn api(&self, registry: &str) -> Result<Arc<RegistryApi>> {
-        let mut apis = self
-            .apis
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(api) = apis.get(registry) {
+    pub(crate) async fn api(&self, registry: &str) -> Result<Arc<RegistryApi>> {
+        if let Some(api) = self.lock_apis().get(registry) {
             return Ok(Arc::clone(api));
         }
         let host = api_host(registry);
         let transport = &self.options.transport;
+        let http = transport.http_client(registry)?;
+        let mut scheme = transport.scheme(registry);
+        if scheme == "https" && is_loopback(host) && !https_answers(&http, host).await {
+            // Docker treats loopback registries as insecure: HTTPS first, then plain HTTP.
+            tracing::info!(
+                registry,
+                "loopback registry does not speak HTTPS, using plain HTTP"
+            );
+            scheme = "http";
+        }
         let api = Arc::new(RegistryApi {
             registry: registry.to_owned(),
-            base_url: format!("{}://{host}", transport.scheme(registry)),
-            http: transport.http_client(registry)?,
+            base_url: format!("{scheme}://{host}"),
+            http,
             auth: Authenticator::new(registry, self.credentials.lookup(registry)?),
             retry: self.options.retry.clone(),
             counters: Arc::clone(&self.counters),
             progress: self.options.progress.clone(),
         });
-        apis.insert(registry.to_owned(), Arc::clone(&api));
-        Ok(api)
+        let mut apis = self.lock_apis();
+        let api = apis.entry(registry.to_owned()).or_insert(api);
+        Ok(Arc::clone(api))
+    }
+
+    fn lock_apis(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RegistryApi>>> {
+        self.apis
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Tells whether `host` (with an optional port) is `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+/// Tells whether `GET https://host/v2/` gets any HTTP response, an error status included.
+async fn https_answers(http: &reqwest::Client, host: &str) -> bool {
+    match http.get(format!("https://{host}/v2/")).send().await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::debug!(host, error = %error.without_url(), "HTTPS probe failed");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "registry.example",
+            "10.0.0.1:5000",
+            "[2001:db8::1]:5000",
+            "localhost.example",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
     }
 }

@@ -117,7 +117,7 @@ impl Client {
     /// Fetches the manifest or index `reference` names, sending every manifest media type
     /// hoist reads in `Accept`, and checks its digest.
     pub async fn fetch_manifest(&self, reference: &ImageReference) -> Result<FetchedManifest> {
-        let api = self.api(reference.registry())?;
+        let api = self.api(reference.registry()).await?;
         fetch_manifest(&api, reference).await
     }
 
@@ -161,7 +161,7 @@ impl Client {
         platform: &Platform,
         cache: &BlobCache,
     ) -> Result<PulledImage> {
-        let api = self.api(reference.registry())?;
+        let api = self.api(reference.registry()).await?;
         let top = fetch_manifest(&api, reference).await?;
         let resolved_digest = top.digest.clone();
         let manifest = match &top.document {

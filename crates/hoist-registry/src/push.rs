@@ -98,7 +98,7 @@ impl Client {
     ) -> Result<PushOutcome> {
         let digest = image.rendered.manifest_descriptor.digest.to_string();
         for (registry, repository, tags) in group_by_repository(destinations) {
-            let api = self.api(&registry)?;
+            let api = self.api(&registry).await?;
             let blobs = blobs_of(image, &registry, &repository, mount_from);
             self.push_blobs(&api, &repository, &blobs).await?;
             for tag in tags {

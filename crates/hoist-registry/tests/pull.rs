@@ -298,3 +298,17 @@ async fn empty_mirror_falls_back_to_origin() {
     );
     assert!(error.to_string().contains(mirror.host()), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_registry_falls_back_to_http() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let client = hoist_registry::Client::new(
+        hoist_registry::ClientOptions::default(),
+        hoist_registry::Credentials::Anonymous,
+    );
+
+    let manifest = client.fetch_manifest(&reference(&pushed[0])).await.unwrap();
+
+    assert_eq!(manifest.digest, pushed[0].digest);
+}
