@@ -1,14 +1,164 @@
-//! The `hoist-push` command.
+//! The `hoist-push` command: pushes an OCI image layout directory or a docker-archive
+//! tarball to one or more registry references and prints the manifest digest.
 
+mod progress;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use clap::Parser;
+use hoist_auth::{Environment, Keychain};
+use hoist_image::{LoadedImage, read_docker_archive, read_oci_layout};
+use hoist_registry::{
+    Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference, TransportOptions,
+    UploadMode, parse_client_certificate, parse_registry_certificate,
+};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-struct Args {}
+struct Args {
+    /// The image to push: an OCI image layout directory or a docker-archive tarball.
+    source: PathBuf,
+    /// The image of the source to push: a tag in the layout's `index.json` or a
+    /// `RepoTags` entry of the archive. Needed only when the source has several.
+    #[arg(long, value_name = "NAME")]
+    source_ref: Option<String>,
+    /// A reference to push to; repeat for more tags. Each extra tag of the same
+    /// repository costs one manifest PUT.
+    #[arg(long = "destination", short = 'd', value_name = "REF", required = true)]
+    destinations: Vec<String>,
+    /// Send blobs in chunks of this many bytes instead of one request per blob.
+    #[arg(long, value_name = "BYTES")]
+    chunk_size: Option<u64>,
+    /// Number of blobs uploaded at the same time.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENCY)]
+    max_concurrency: usize,
+    /// Write the manifest digest to this file too.
+    #[arg(long, value_name = "FILE")]
+    digest_file: Option<PathBuf>,
+    #[command(flatten)]
+    transport: TransportArgs,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    // TODO: wire the library crates in; each command has its own issue.
-    anyhow::bail!("hoist-push is not implemented yet")
+/// Transport options, named as in Kaniko so that existing CI jobs carry over.
+#[derive(Debug, clap::Args)]
+struct TransportArgs {
+    /// Use plain HTTP for every registry.
+    #[arg(long)]
+    insecure: bool,
+    /// Use plain HTTP for this registry (host or host:port); repeatable.
+    #[arg(long, value_name = "HOST")]
+    insecure_registry: Vec<String>,
+    /// Accept any TLS certificate from every registry.
+    #[arg(long)]
+    skip_tls_verify: bool,
+    /// Accept any TLS certificate from this registry; repeatable.
+    #[arg(long, value_name = "HOST")]
+    skip_tls_verify_registry: Vec<String>,
+    /// Trust the CA certificates in PATH (PEM) for HOST; repeatable.
+    #[arg(long, value_name = "HOST=PATH", value_parser = parse_registry_certificate)]
+    registry_certificate: Vec<(String, PathBuf)>,
+    /// Present the client certificate CERT with key KEY (both PEM) to HOST; repeatable.
+    #[arg(long, value_name = "HOST=CERT,KEY", value_parser = parse_client_certificate)]
+    registry_client_cert: Vec<(String, (PathBuf, PathBuf))>,
+}
+
+impl TransportArgs {
+    fn options(&self) -> TransportOptions {
+        TransportOptions {
+            insecure: self.insecure,
+            insecure_registries: self
+                .insecure_registry
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+            skip_tls_verify: self.skip_tls_verify,
+            skip_tls_verify_registries: self.skip_tls_verify_registry.iter().cloned().collect(),
+            registry_certificates: self.registry_certificate.iter().cloned().collect(),
+            client_certificates: self.registry_client_cert.iter().cloned().collect(),
+            read_timeout: None,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hoist-push: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends log events to standard error; `RUST_LOG` sets the level, `info` by default, which
+/// prints one line per blob and per manifest.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let destinations = args
+        .destinations
+        .iter()
+        .map(|text| text.parse::<ImageReference>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let image = load_source(&args.source, args.source_ref.as_deref())?;
+    // A terminal gets progress bars; CI logs get the `info` line per blob instead.
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| Arc::new(progress::Bars::default()) as Arc<dyn hoist_registry::Progress>);
+    let options = ClientOptions {
+        transport: args.transport.options(),
+        upload: args
+            .chunk_size
+            .map_or(UploadMode::Monolithic, UploadMode::Chunked),
+        max_concurrency: args.max_concurrency.max(1),
+        progress,
+        ..ClientOptions::default()
+    };
+    let keychain = Keychain::from_environment(&Environment::from_process());
+    let client = Client::new(options, Credentials::Keychain(keychain));
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let outcome = runtime.block_on(client.push(&image, &destinations, &BTreeMap::new()))?;
+    let stats = client.stats();
+    tracing::info!(
+        digest = %outcome.digest,
+        blob_bytes_sent = stats.blob_bytes_sent,
+        blobs_uploaded = stats.blobs_uploaded,
+        blobs_present = stats.blobs_present,
+        manifest_puts = stats.manifest_puts,
+        "push finished"
+    );
+    if let Some(path) = &args.digest_file {
+        std::fs::write(path, &outcome.digest)
+            .with_context(|| format!("writing the digest to {}", path.display()))?;
+    }
+    println!("{}", outcome.digest);
+    Ok(())
+}
+
+/// Reads the source: a directory is an OCI image layout, a file a docker-archive.
+fn load_source(path: &Path, reference: Option<&str>) -> anyhow::Result<LoadedImage> {
+    let image = if path.is_dir() {
+        read_oci_layout(path, reference)
+            .with_context(|| format!("reading the OCI image layout {}", path.display()))?
+    } else {
+        read_docker_archive(path, reference)
+            .with_context(|| format!("reading the docker-archive {}", path.display()))?
+    };
+    Ok(image)
 }

@@ -1,14 +1,170 @@
-//! The `hoist-warmer` command.
+//! The `hoist-warmer` command: pulls base images into the content-addressed cache that
+//! the executor reads, so builds start without a registry round trip per layer.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
 use clap::Parser;
+use hoist_auth::{Environment, Keychain};
+use hoist_image::Platform;
+use hoist_registry::{
+    BlobCache, Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, DEFAULT_REGISTRY,
+    ImageReference, TransportOptions, host_platform, parse_client_certificate,
+    parse_registry_certificate,
+};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-struct Args {}
+struct Args {
+    /// An image to pull into the cache; repeatable.
+    #[arg(long = "image", short = 'i', value_name = "REF", required = true)]
+    images: Vec<String>,
+    /// The cache directory; blobs go to `DIR/blobs/sha256/<hex>`.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: PathBuf,
+    /// The platform chosen from image indexes, `os/architecture[/variant]`; this
+    /// machine's platform by default.
+    #[arg(long, value_name = "PLATFORM", value_parser = Platform::parse)]
+    custom_platform: Option<Platform>,
+    /// A mirror of docker.io (host or host:port) tried before it; repeatable.
+    #[arg(long, value_name = "HOST")]
+    registry_mirror: Vec<String>,
+    /// Mirrors tried in order before REGISTRY, separated by `;`; repeatable.
+    #[arg(long, value_name = "REGISTRY=MIRROR[;MIRROR]", value_parser = parse_registry_map)]
+    registry_map: Vec<(String, Vec<String>)>,
+    /// Fail when every mirror fails instead of pulling from the registry itself.
+    #[arg(long)]
+    skip_default_registry_fallback: bool,
+    /// Number of blobs downloaded at the same time.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENCY)]
+    max_concurrency: usize,
+    #[command(flatten)]
+    transport: TransportArgs,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    // TODO: wire the library crates in; each command has its own issue.
-    anyhow::bail!("hoist-warmer is not implemented yet")
+/// Transport options, named as in Kaniko so that existing CI jobs carry over.
+#[derive(Debug, clap::Args)]
+struct TransportArgs {
+    /// Use plain HTTP for every registry.
+    #[arg(long)]
+    insecure: bool,
+    /// Use plain HTTP for this registry (host or host:port); repeatable.
+    #[arg(long, value_name = "HOST")]
+    insecure_registry: Vec<String>,
+    /// Accept any TLS certificate from every registry.
+    #[arg(long)]
+    skip_tls_verify: bool,
+    /// Accept any TLS certificate from this registry; repeatable.
+    #[arg(long, value_name = "HOST")]
+    skip_tls_verify_registry: Vec<String>,
+    /// Trust the CA certificates in PATH (PEM) for HOST; repeatable.
+    #[arg(long, value_name = "HOST=PATH", value_parser = parse_registry_certificate)]
+    registry_certificate: Vec<(String, PathBuf)>,
+    /// Present the client certificate CERT with key KEY (both PEM) to HOST; repeatable.
+    #[arg(long, value_name = "HOST=CERT,KEY", value_parser = parse_client_certificate)]
+    registry_client_cert: Vec<(String, (PathBuf, PathBuf))>,
+}
+
+impl TransportArgs {
+    fn options(&self) -> TransportOptions {
+        TransportOptions {
+            insecure: self.insecure,
+            insecure_registries: self
+                .insecure_registry
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+            skip_tls_verify: self.skip_tls_verify,
+            skip_tls_verify_registries: self.skip_tls_verify_registry.iter().cloned().collect(),
+            registry_certificates: self.registry_certificate.iter().cloned().collect(),
+            client_certificates: self.registry_client_cert.iter().cloned().collect(),
+            read_timeout: None,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hoist-warmer: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends log events to standard error; `RUST_LOG` sets the level, `info` by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Parses `REGISTRY=MIRROR[;MIRROR]`, the form of `--registry-map`.
+fn parse_registry_map(text: &str) -> Result<(String, Vec<String>), String> {
+    let invalid = || format!("invalid registry map {text:?}: expected REGISTRY=MIRROR[;MIRROR]");
+    let (registry, mirrors) = text.split_once('=').ok_or_else(invalid)?;
+    let mirrors: Vec<String> = mirrors
+        .split(';')
+        .filter(|mirror| !mirror.is_empty())
+        .map(ToOwned::to_owned)
+        .collect();
+    if registry.is_empty() || mirrors.is_empty() {
+        return Err(invalid());
+    }
+    Ok((registry.to_owned(), mirrors))
+}
+
+/// Collects `--registry-mirror` (for docker.io) and `--registry-map` into one map.
+fn registry_mirrors(args: &Args) -> BTreeMap<String, Vec<String>> {
+    let mut mirrors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if !args.registry_mirror.is_empty() {
+        mirrors
+            .entry(DEFAULT_REGISTRY.to_owned())
+            .or_default()
+            .extend(args.registry_mirror.iter().cloned());
+    }
+    for (registry, listed) in &args.registry_map {
+        mirrors
+            .entry(registry.clone())
+            .or_default()
+            .extend(listed.iter().cloned());
+    }
+    mirrors
+}
+
+// TODO: `--dockerfile FILE --build-arg K=V` (images from the FROM lines) needs
+// hoist-dockerfile's parser wired in; only `--image` is supported so far.
+fn run(args: &Args) -> anyhow::Result<()> {
+    let references = args
+        .images
+        .iter()
+        .map(|text| text.parse::<ImageReference>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let platform = args.custom_platform.clone().unwrap_or_else(host_platform);
+    let cache = BlobCache::open(&args.cache_dir)?;
+    let options = ClientOptions {
+        transport: args.transport.options(),
+        max_concurrency: args.max_concurrency.max(1),
+        registry_mirrors: registry_mirrors(args),
+        mirror_fallback: !args.skip_default_registry_fallback,
+        ..ClientOptions::default()
+    };
+    let keychain = Keychain::from_environment(&Environment::from_process());
+    let client = Client::new(options, Credentials::Keychain(keychain));
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    for reference in &references {
+        let pulled = runtime.block_on(client.pull(reference, &platform, &cache))?;
+        println!("{reference} {}", pulled.manifest.digest);
+    }
+    Ok(())
 }

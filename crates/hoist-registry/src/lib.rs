@@ -1,4 +1,46 @@
-//! Registry client for hoist.
+//! Registry client for hoist: pulls base images and pushes built images over the OCI
+//! distribution API.
 //!
-//! This crate pulls images from OCI registries and pushes images to them.
+//! The HTTP work is done with `reqwest` directly rather than through `oci-client` 0.18,
+//! because hoist needs what that crate lacks: client certificates, retries with backoff on
+//! 5xx, 429 and resets, a fresh token on a 401 in the middle of a push, the refresh-token
+//! exchange for `identitytoken` credentials, a declined cross-repository mount (202) that
+//! falls back to an upload, and uploads streamed from files in bounded memory with a
+//! configurable chunk size. Reference parsing follows Docker's rules through `oci-spec`.
+//!
+//! ```no_run
+//! use hoist_image::Platform;
+//! use hoist_registry::{BlobCache, Client, ClientOptions, Credentials, ImageReference};
+//!
+//! # async fn example() -> Result<(), hoist_registry::Error> {
+//! let client = Client::new(ClientOptions::default(), Credentials::Anonymous);
+//! let reference: ImageReference = "registry.example/base/debian:bookworm".parse()?;
+//! let cache = BlobCache::open("/var/tmp/hoist-cache")?;
+//! let pulled = client.pull(&reference, &Platform::linux_amd64(), &cache).await?;
+//! println!("{}", pulled.manifest.digest);
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
+
+mod api;
+mod auth;
+mod client;
+mod error;
+mod progress;
+mod pull;
+mod push;
+mod reference;
+mod retry;
+mod transport;
+
+pub use client::{
+    Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, TransferStats, UploadMode,
+};
+pub use error::{Error, Result};
+pub use progress::{Direction, Progress};
+pub use pull::{BlobCache, FetchedManifest, MAX_MANIFEST_SIZE, PulledImage, host_platform};
+pub use push::PushOutcome;
+pub use reference::{DEFAULT_REGISTRY, ImageReference, api_host};
+pub use retry::RetryPolicy;
+pub use transport::{TransportOptions, parse_client_certificate, parse_registry_certificate};

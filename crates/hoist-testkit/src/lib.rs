@@ -23,6 +23,7 @@ pub mod client;
 pub mod compare;
 mod dates;
 mod error;
+mod fault_proxy;
 pub mod images;
 mod process;
 mod registry;
@@ -36,6 +37,7 @@ pub use compare::{
     compare_rootfs_except,
 };
 pub use error::{Error, Result};
+pub use fault_proxy::{Fault, FaultProxy};
 pub use images::{
     BaseImage, BaseImageFiles, ManifestForm, PushedImage, base_image, push_base_image,
     push_base_images,

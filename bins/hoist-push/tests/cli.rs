@@ -1,0 +1,82 @@
+//! The `hoist-push` command line against a testkit registry.
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use hoist_image::{read_oci_layout, write_docker_archive};
+use hoist_testkit::{BaseImage, ImageSource, Registry, skopeo_inspect_raw};
+use predicates::prelude::*;
+
+fn stored_digest(registry: &Registry, name: &str) -> String {
+    let raw =
+        skopeo_inspect_raw(&ImageSource::in_registry(registry, name)).expect("skopeo inspect");
+    hoist_testkit::sha256_digest(&raw)
+}
+
+#[test]
+fn layout_push_prints_digest() {
+    let registry = Registry::builder().start().unwrap();
+    let files = hoist_testkit::base_image(BaseImage::Busybox).unwrap();
+    let expected = read_oci_layout(&files.layout, Some("latest"))
+        .unwrap()
+        .rendered
+        .manifest_descriptor
+        .digest
+        .to_string();
+
+    cargo_bin_cmd!("hoist-push")
+        .arg(&files.layout)
+        .args(["--source-ref", "latest"])
+        .args(["--destination", &registry.reference("cli/app:v1")])
+        .args(["--destination", &registry.reference("cli/app:v2")])
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .assert()
+        .success()
+        .stdout(format!("{expected}\n"));
+
+    assert_eq!(stored_digest(&registry, "cli/app:v1"), expected);
+    assert_eq!(stored_digest(&registry, "cli/app:v2"), expected);
+}
+
+#[test]
+fn docker_archive_push_over_tls() {
+    let registry = Registry::builder().tls().start().unwrap();
+    let files = hoist_testkit::base_image(BaseImage::Busybox).unwrap();
+    let image = read_oci_layout(&files.layout, Some("latest"))
+        .unwrap()
+        .image;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("image.tar");
+    write_docker_archive(&image, &archive, &["cli/archive:v1"]).unwrap();
+    let ca = registry.ca_cert().unwrap();
+
+    let output = cargo_bin_cmd!("hoist-push")
+        .arg(&archive)
+        .args(["--destination", &registry.reference("cli/archive:v1")])
+        .arg("--registry-certificate")
+        .arg(format!("{}={}", registry.host(), ca.display()))
+        .args(["--chunk-size", "65536"])
+        .env("HOME", dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+
+    let printed = String::from_utf8(output).unwrap();
+    assert_eq!(printed.trim(), stored_digest(&registry, "cli/archive:v1"));
+}
+
+#[test]
+fn untrusted_registry_fails_with_its_name() {
+    let registry = Registry::builder().tls().start().unwrap();
+    let files = hoist_testkit::base_image(BaseImage::Busybox).unwrap();
+
+    cargo_bin_cmd!("hoist-push")
+        .arg(&files.layout)
+        .args(["--source-ref", "latest"])
+        .args(["--destination", &registry.reference("cli/app:v1")])
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(registry.host()));
+}

@@ -1,0 +1,314 @@
+//! Pulls from testkit registries: every manifest form of both base images, each blob
+//! verified, and a corrupted blob rejected with nothing kept.
+
+mod common;
+
+use hoist_image::ManifestDocument;
+use hoist_registry::{BlobCache, Error, ImageReference, host_platform};
+use hoist_testkit::{BaseImage, ManifestForm, PushedImage, Registry, RegistryBuilder};
+
+const USER: &str = "puller";
+const PASS: &str = "pull-secret-9";
+
+fn reference(image: &PushedImage) -> ImageReference {
+    image.reference.parse().expect("testkit reference parses")
+}
+
+/// Pulls every pushed form and checks digests, platform choice and the cache contents.
+async fn pull_every_form(builder: RegistryBuilder) {
+    let registry = builder.start().expect("registry starts");
+    let pushed = hoist_testkit::push_base_images(&registry).expect("base images push");
+    let client = common::client_for(&registry);
+    let cache_dir = tempfile::tempdir().expect("temporary directory");
+    let cache = BlobCache::open(cache_dir.path()).expect("cache opens");
+
+    for image in &pushed {
+        let pulled = client
+            .pull(&reference(image), &host_platform(), &cache)
+            .await
+            .unwrap_or_else(|error| panic!("pull {}: {error}", image.reference));
+        assert_eq!(pulled.resolved_digest, image.digest, "{}", image.reference);
+        let is_index = matches!(
+            image.form,
+            ManifestForm::OciIndex | ManifestForm::DockerList
+        );
+        assert_eq!(
+            pulled.manifest.digest != image.digest,
+            is_index,
+            "{}",
+            image.reference
+        );
+        assert!(matches!(
+            pulled.manifest.document,
+            ManifestDocument::Image(_)
+        ));
+        for layer in pulled.image.layers() {
+            let bytes = std::fs::read(layer.blob.path()).expect("layer in cache");
+            assert_eq!(
+                hoist_testkit::sha256_digest(&bytes),
+                layer.digest.to_string(),
+                "{}",
+                image.reference
+            );
+            assert_eq!(bytes.len() as u64, layer.size, "{}", image.reference);
+        }
+        assert!(
+            cache
+                .path(&pulled.manifest.digest)
+                .expect("sha256")
+                .is_file()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_registry_pulls_every_form() {
+    pull_every_form(Registry::builder()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn htpasswd_tls_registry_pulls_every_form() {
+    pull_every_form(Registry::builder().tls().htpasswd(USER, PASS)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_registry_pulls_every_form() {
+    pull_every_form(Registry::builder().tls().token(USER, PASS)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_token_registry_pulls() {
+    let registry = Registry::builder().anonymous_token().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let client = common::client_for(&registry);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+
+    let pulled = client
+        .pull(&reference(&pushed[0]), &host_platform(), &cache)
+        .await
+        .unwrap();
+
+    assert_eq!(pulled.manifest.digest, pushed[0].digest);
+    assert!(registry.tokens_issued() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupted_blob_is_rejected() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let client = common::client_for(&registry);
+    let manifest = client.fetch_manifest(&reference(&pushed[0])).await.unwrap();
+    let ManifestDocument::Image(manifest) = manifest.document else {
+        panic!("the latest tag is an image manifest");
+    };
+    let layer = &manifest.layers[0];
+    let hex = layer
+        .digest
+        .to_string()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let data = registry
+        .storage_dir()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(&hex)
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+    let error = client
+        .pull(&reference(&pushed[0]), &host_platform(), &cache)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, Error::BlobMismatch { .. }), "{error}");
+    assert!(error.to_string().contains(&hex), "{error}");
+    let kept: Vec<_> = std::fs::read_dir(cache_dir.path().join("blobs/sha256"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(kept.is_empty(), "{kept:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_names_registry() {
+    let registry = Registry::builder().htpasswd(USER, PASS).start().unwrap();
+    let credentials = hoist_registry::Credentials::Fixed(std::collections::BTreeMap::from([(
+        registry.host().to_owned(),
+        hoist_auth::Credential::basic(USER, "wrong-password-7"),
+    )]));
+    let client = hoist_registry::Client::new(common::options_for(&registry), credentials);
+    let target: ImageReference = registry.reference("base/busybox:latest").parse().unwrap();
+
+    let error = client.fetch_manifest(&target).await.unwrap_err();
+
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Unauthorized { status: 401, .. }),
+        "{message}"
+    );
+    assert!(message.contains(registry.host()), "{message}");
+    assert!(!message.contains("wrong-password-7"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_tag_reports_status() {
+    let registry = Registry::builder().start().unwrap();
+    let client = common::client_for(&registry);
+    let target: ImageReference = registry.reference("nothing/here:1").parse().unwrap();
+
+    let error = client.fetch_manifest(&target).await.unwrap_err();
+
+    assert!(
+        matches!(error, Error::Status { status: 404, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("nothing/here"), "{error}");
+}
+
+/// Returns a refresh token from the registry's token server, as `docker login` stores it
+/// in `identitytoken` for registries such as Azure Container Registry.
+async fn refresh_token(registry: &Registry) -> String {
+    let realm = registry.token_realm().expect("token registry");
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{realm}?service=hoist-testkit-registry&offline_token=true"
+        ))
+        .basic_auth(USER, Some(PASS))
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("token body")).expect("token JSON");
+    body["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned()
+}
+
+fn identity_token_client(registry: &Registry, token: &str) -> hoist_registry::Client {
+    let credential = hoist_auth::Credential::IdentityToken {
+        username: None,
+        token: hoist_auth::Secret::new(token),
+    };
+    let credentials = hoist_registry::Credentials::Fixed(std::collections::BTreeMap::from([(
+        registry.host().to_owned(),
+        credential,
+    )]));
+    hoist_registry::Client::new(common::options_for(registry), credentials)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_token_is_exchanged() {
+    let registry = Registry::builder().token(USER, PASS).start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let token = refresh_token(&registry).await;
+    let client = identity_token_client(&registry, &token);
+
+    let manifest = client.fetch_manifest(&reference(&pushed[0])).await.unwrap();
+
+    assert_eq!(manifest.digest, pushed[0].digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_identity_token_is_rejected() {
+    let registry = Registry::builder().token(USER, PASS).start().unwrap();
+    let client = identity_token_client(&registry, "not-a-known-refresh-token");
+    let target: ImageReference = registry.reference("base/busybox:latest").parse().unwrap();
+
+    let error = client.fetch_manifest(&target).await.unwrap_err();
+
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Unauthorized { status: 401, .. }),
+        "{message}"
+    );
+    assert!(!message.contains("not-a-known-refresh-token"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mirror_serves_before_origin() {
+    let origin = Registry::builder().start().unwrap();
+    let mirror = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&mirror, BaseImage::Busybox).unwrap();
+    let mut options = common::options_for(&origin);
+    options
+        .transport
+        .insecure_registries
+        .insert(mirror.host().to_owned());
+    options.registry_mirrors = std::collections::BTreeMap::from([(
+        origin.host().to_owned(),
+        vec![mirror.host().to_owned()],
+    )]);
+    let client = hoist_registry::Client::new(options, hoist_registry::Credentials::Anonymous);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+    let target: ImageReference = origin.reference("base/busybox:latest").parse().unwrap();
+
+    let pulled = client
+        .pull(&target, &host_platform(), &cache)
+        .await
+        .unwrap();
+
+    assert_eq!(pulled.manifest.digest, pushed[0].digest);
+    assert_eq!(pulled.reference.registry(), mirror.host());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_mirror_falls_back_to_origin() {
+    let origin = Registry::builder().start().unwrap();
+    let mirror = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&origin, BaseImage::Busybox).unwrap();
+    let mut options = common::options_for(&origin);
+    options
+        .transport
+        .insecure_registries
+        .insert(mirror.host().to_owned());
+    options.registry_mirrors = std::collections::BTreeMap::from([(
+        origin.host().to_owned(),
+        vec![mirror.host().to_owned()],
+    )]);
+    let target: ImageReference = origin.reference("base/busybox:latest").parse().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+
+    let client =
+        hoist_registry::Client::new(options.clone(), hoist_registry::Credentials::Anonymous);
+    let pulled = client
+        .pull(&target, &host_platform(), &cache)
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest.digest, pushed[0].digest);
+
+    options.mirror_fallback = false;
+    let strict = hoist_registry::Client::new(options, hoist_registry::Credentials::Anonymous);
+    let error = strict
+        .pull(&target, &host_platform(), &cache)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Status { status: 404, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains(mirror.host()), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_registry_falls_back_to_http() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let client = hoist_registry::Client::new(
+        hoist_registry::ClientOptions::default(),
+        hoist_registry::Credentials::Anonymous,
+    );
+
+    let manifest = client.fetch_manifest(&reference(&pushed[0])).await.unwrap();
+
+    assert_eq!(manifest.digest, pushed[0].digest);
+}
