@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use hoist_dockerfile::instructions::{InstructionKind, instructions};
 use hoist_dockerfile::parser::parse;
+use hoist_dockerfile::shell::ExpandErrorKind;
 use hoist_dockerfile::stages::{
     Base, BuildOptions, BuildPlan, Platform, StageErrorKind, Variable, resolve,
 };
@@ -180,4 +181,21 @@ fn copy_values_are_expanded() {
     };
     assert_eq!(copy.destination, "/app/");
     assert_eq!(copy.chown.as_deref(), Some("1000"));
+}
+
+#[test]
+fn doubling_env_value_stops_at_limit() {
+    // Each line makes X eight times longer: unchecked, the ninth line would
+    // need gigabytes.
+    let mut text = format!("FROM scratch\nENV X={}\n", "a".repeat(1000));
+    for _ in 0..30 {
+        text.push_str("ENV X=$X$X$X$X$X$X$X$X\n");
+    }
+
+    let error = plan(&text, &options(&[], None)).unwrap_err();
+
+    let StageErrorKind::Expand(expand) = error else {
+        panic!("expected an expansion error, got {error:?}");
+    };
+    assert_eq!(expand.kind, ExpandErrorKind::ResultTooLong);
 }

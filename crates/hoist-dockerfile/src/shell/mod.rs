@@ -21,6 +21,11 @@ pub const MAX_NESTING: usize = 64;
 /// without a limit a short word could expand to gigabytes.
 pub const MAX_REPLACEMENT_OUTPUT: usize = 1 << 20;
 
+/// Maximum length in bytes of one expanded word. Each `$VAR` copies a whole
+/// value, so a few lines that each double a variable would otherwise grow it
+/// to gigabytes.
+pub const MAX_EXPANDED_LENGTH: usize = 1 << 20;
+
 /// A failed expansion, with the input it happened on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("failed to expand {input:?}: {kind}")]
@@ -74,6 +79,9 @@ pub enum ExpandErrorKind {
     /// A replacement produced more than [`MAX_REPLACEMENT_OUTPUT`] characters.
     #[error("substitution result is longer than {MAX_REPLACEMENT_OUTPUT} characters")]
     TooLong,
+    /// A word expanded to more than [`MAX_EXPANDED_LENGTH`] bytes.
+    #[error("expanded word is longer than {MAX_EXPANDED_LENGTH} bytes")]
+    ResultTooLong,
     /// `${...}` nested deeper than [`MAX_NESTING`].
     #[error("substitutions nested more than {MAX_NESTING} levels deep")]
     TooDeep,
@@ -286,8 +294,8 @@ impl Scanner<'_> {
             match ch {
                 '$' => {
                     let value = self.process_dollar()?;
+                    push_checked(&mut result, &value)?;
                     words.add_string(&value);
-                    result.push_str(&value);
                 }
                 '\'' => {
                     let value = self.process_single_quote()?;
@@ -296,8 +304,8 @@ impl Scanner<'_> {
                 }
                 '"' => {
                     let value = self.process_double_quote()?;
+                    push_checked(&mut result, &value)?;
                     words.add_raw_string(&value);
-                    result.push_str(&value);
                 }
                 _ => {
                     self.position += 1;
@@ -364,7 +372,10 @@ impl Scanner<'_> {
                     }
                     return Ok(result);
                 }
-                Some('$') => result.push_str(&self.process_dollar()?),
+                Some('$') => {
+                    let value = self.process_dollar()?;
+                    push_checked(&mut result, &value)?;
+                }
                 Some(ch) => {
                     self.position += 1;
                     if ch != self.lexer.escape {
@@ -540,6 +551,16 @@ impl Scanner<'_> {
 /// (category Nd) defines it.
 // NOTE: `char::is_numeric` also covers letter-like and other numbers (Nl,
 // No), so non-ASCII digits are approximated.
+/// Appends `value` to `result` unless that makes it longer than
+/// [`MAX_EXPANDED_LENGTH`].
+fn push_checked(result: &mut String, value: &str) -> Step<()> {
+    if result.len() + value.len() > MAX_EXPANDED_LENGTH {
+        return Err(ExpandErrorKind::ResultTooLong);
+    }
+    result.push_str(value);
+    Ok(())
+}
+
 fn is_digit(ch: char) -> bool {
     ch.is_ascii_digit() || (!ch.is_ascii() && ch.is_numeric())
 }
