@@ -92,6 +92,23 @@ pub enum SnapshotError {
         /// The underlying error.
         source: io::Error,
     },
+    /// The layer of the last step could not be written from the upper
+    /// directory while it was merged into the root.
+    #[error("failed to write the layer of {upper} to merge it into the root")]
+    MergeWrite {
+        /// The upper directory of the overlay.
+        upper: PathBuf,
+        /// The error of the layer writer.
+        source: WriteError,
+    },
+    /// The layer of the last step could not be applied to the root.
+    #[error("failed to apply the layer of the last step to {root}")]
+    MergeApply {
+        /// The root directory, the lower directory of the overlay.
+        root: PathBuf,
+        /// The error of the layer applier.
+        source: ApplyError,
+    },
     /// A snapshot was requested before the step started.
     #[error("no build step is in progress: call begin_step first")]
     NoStep,

@@ -4,12 +4,12 @@
 use crate::apply::{ApplyOptions, apply_layer};
 use crate::changes::{ChangeSet, Snapshotter};
 use crate::compression::Compression;
-use crate::error::{SnapshotError, read_error};
+use crate::error::{ApplyError, SnapshotError, WriteError, read_error};
 use crate::metadata::is_overlay_opaque;
 use crate::writer::{LayerOptions, write_layer};
 use rustix::mount::{MountFlags, UnmountFlags};
 use std::ffi::CString;
-use std::io;
+use std::io::{self, PipeReader, PipeWriter};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
@@ -56,27 +56,23 @@ impl OverlaySnapshotter {
             compression: Compression::None,
             mtime_epoch: None,
         };
-        let (reader, mut writer) = io::pipe().map_err(read_error(&self.upper))?;
-        let upper = self.upper.clone();
-        let applied = std::thread::scope(|scope| {
-            let producer =
-                scope.spawn(move || write_layer(&upper, &changes, &options, &mut writer));
-            let applied = apply_layer(reader, &self.lower, &ApplyOptions::default());
-            let written = producer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (written, applied)
-        });
-        match applied {
-            (Err(write), _) => Err(SnapshotError::Read {
-                path: self.upper.clone(),
-                source: io::Error::other(write),
+        let upper = self.upper.as_path();
+        let lower = self.lower.as_path();
+        let streamed = stream_layer(
+            |pipe| write_layer(upper, &changes, &options, pipe).map(drop),
+            |pipe| apply_layer(pipe, lower, &ApplyOptions::default()).map(drop),
+        );
+        match streamed {
+            Ok(()) => Ok(()),
+            Err(StageError::Pipe(source)) => Err(read_error(upper)(source)),
+            Err(StageError::Write(source)) => Err(SnapshotError::MergeWrite {
+                upper: self.upper.clone(),
+                source,
             }),
-            (_, Err(apply)) => Err(SnapshotError::Read {
-                path: self.lower.clone(),
-                source: io::Error::other(apply),
+            Err(StageError::Apply(source)) => Err(SnapshotError::MergeApply {
+                root: self.lower.clone(),
+                source,
             }),
-            (Ok(_), Ok(_)) => Ok(()),
         }
     }
 
@@ -164,6 +160,61 @@ impl OverlaySnapshotter {
     }
 }
 
+/// The failed stage of [`stream_layer`].
+#[derive(Debug)]
+enum StageError {
+    /// The pipe could not be created.
+    Pipe(io::Error),
+    /// The writing stage failed first.
+    Write(WriteError),
+    /// The applying stage failed first.
+    Apply(ApplyError),
+}
+
+/// Runs `write` on its own thread, writing a layer into a pipe that `apply`
+/// reads on this thread.
+///
+/// [`apply_layer`] stops reading at the first of the two zero blocks that
+/// end an archive, because the `tar` crate (0.4) takes it as the end. The
+/// rest of the pipe is then read to its end, so the writer never sees a
+/// closed pipe after a successful apply. When `apply` fails, its error is
+/// returned, although the closed pipe then also makes `write` fail.
+fn stream_layer<W, A>(write: W, apply: A) -> Result<(), StageError>
+where
+    W: FnOnce(&mut PipeWriter) -> Result<(), WriteError> + Send,
+    A: FnOnce(&mut PipeReader) -> Result<(), ApplyError>,
+{
+    let (mut reader, mut writer) = io::pipe().map_err(StageError::Pipe)?;
+    let (written, applied) = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || write(&mut writer));
+        let applied = apply(&mut reader).and_then(|()| drain(&mut reader));
+        drop(reader);
+        let written = producer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (written, applied)
+    });
+    match (written, applied) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(write), Ok(())) => Err(StageError::Write(write)),
+        (Err(write), Err(_)) if !is_broken_pipe(&write) => Err(StageError::Write(write)),
+        (_, Err(apply)) => Err(StageError::Apply(apply)),
+    }
+}
+
+/// Reads what follows the end of the archive, normally the second zero
+/// block, until the writer closes the pipe.
+fn drain(reader: &mut PipeReader) -> Result<(), ApplyError> {
+    let trailing = io::copy(reader, &mut io::sink()).map_err(ApplyError::Read)?;
+    tracing::trace!(trailing, "bytes after the end of the layer archive read");
+    Ok(())
+}
+
+/// Tells whether the output of the writer was closed by its reader.
+fn is_broken_pipe(error: &WriteError) -> bool {
+    matches!(error, WriteError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+}
+
 /// Escapes the characters that separate overlay mount options.
 fn escape(path: &Path) -> String {
     let mut out = String::new();
@@ -217,5 +268,95 @@ impl Drop for OverlaySnapshotter {
         {
             tracing::error!(target = %self.merged.display(), error = %e, "failed to unmount overlay");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::time::Duration;
+
+    /// Builds a tar archive of one small file, ending with two zero blocks.
+    fn archive() -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(5);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "hello.txt", &b"hello"[..])
+            .unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    fn write_all(pipe: &mut PipeWriter, bytes: &[u8]) -> Result<(), WriteError> {
+        pipe.write_all(bytes).map_err(WriteError::Output)
+    }
+
+    #[test]
+    fn late_archive_end_is_still_written() {
+        let root = tempfile::tempdir().unwrap();
+        let archive = archive();
+        let (body, last_block) = archive.split_at(archive.len() - 512);
+
+        let streamed = stream_layer(
+            |pipe| {
+                write_all(pipe, body)?;
+                // The reader finishes at the first zero block meanwhile.
+                std::thread::sleep(Duration::from_millis(300));
+                write_all(pipe, last_block)
+            },
+            |pipe| apply_layer(pipe, root.path(), &ApplyOptions::default()).map(drop),
+        );
+
+        assert!(streamed.is_ok(), "{streamed:?}");
+        assert_eq!(
+            std::fs::read(root.path().join("hello.txt")).unwrap(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn apply_error_wins_over_broken_pipe() {
+        let root = tempfile::tempdir().unwrap();
+        // Far more than a pipe buffers, so the writer is still writing when
+        // the reader rejects the first header and closes the pipe.
+        let garbage = vec![0xa5; 8 << 20];
+
+        let streamed = stream_layer(
+            |pipe| write_all(pipe, &garbage),
+            |pipe| apply_layer(pipe, root.path(), &ApplyOptions::default()).map(drop),
+        );
+
+        assert!(
+            matches!(streamed, Err(StageError::Apply(ApplyError::Read(_)))),
+            "{streamed:?}"
+        );
+    }
+
+    #[test]
+    fn write_error_wins_over_truncated_stream() {
+        let root = tempfile::tempdir().unwrap();
+        let archive = archive();
+
+        let streamed = stream_layer(
+            |pipe| {
+                write_all(pipe, &archive[..700])?;
+                Err(WriteError::Read {
+                    path: PathBuf::from("upper/hello.txt"),
+                    source: io::Error::from(io::ErrorKind::PermissionDenied),
+                })
+            },
+            |pipe| apply_layer(pipe, root.path(), &ApplyOptions::default()).map(drop),
+        );
+
+        assert!(
+            matches!(streamed, Err(StageError::Write(WriteError::Read { .. }))),
+            "{streamed:?}"
+        );
     }
 }

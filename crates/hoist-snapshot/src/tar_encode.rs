@@ -97,6 +97,11 @@ impl<W: Write> TarEncoder<W> {
         Ok(self.inner)
     }
 
+    /// Returns the writer without ending the archive.
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+
     fn write_pax(&mut self, records: &[u8], mtime: Timestamp) -> io::Result<()> {
         let header = EntryHeader {
             path: b"PaxHeader",

@@ -77,7 +77,10 @@ pub fn write_layer<W: Write + Send>(
         let mut tar = TarEncoder::new(HashingWriter::new(encoder));
         let mut entries = EntryWriter::new(source, options.mtime_epoch);
         for (path, planned) in &plan {
-            entries.append(&mut tar, path, *planned)?;
+            if let Err(error) = entries.append(&mut tar, path, *planned) {
+                abandon(tar);
+                return Err(error);
+            }
         }
         let tar_stream = tar.finish().map_err(WriteError::Output)?;
         let (encoder, diff_id, tar_size) = tar_stream.finish();
@@ -94,6 +97,16 @@ pub fn write_layer<W: Write + Send>(
         tar_size,
         media_type: options.compression.media_type(),
     })
+}
+
+/// Stops the compressor of a layer that failed and drops its output errors,
+/// because the stage error is the one to report. An unfinished `gzp`
+/// compressor would finish itself on drop and panic if its output had failed.
+fn abandon<W: Write + Send>(tar: TarEncoder<HashingWriter<Encoder<'_, W>>>) {
+    let (encoder, _, _) = tar.into_inner().finish();
+    if let Err(error) = encoder.finish() {
+        tracing::debug!(%error, "output of the failed layer not finished");
+    }
 }
 
 /// Lists every entry of the layer with its parents, in component order.

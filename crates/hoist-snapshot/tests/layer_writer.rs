@@ -6,9 +6,12 @@
 
 mod support;
 
-use hoist_snapshot::{ChangeSet, Compression, LayerDigests, LayerOptions, decompress, write_layer};
+use hoist_snapshot::{
+    ChangeSet, Compression, LayerDigests, LayerOptions, WriteError, decompress, write_layer,
+};
 use sha2::{Digest, Sha256};
 use std::io::Read;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -129,7 +132,7 @@ fn same_tree_gives_same_digests() {
     let (dir, changes) = sample_tree();
     let zstd = Compression::Zstd {
         level: 3,
-        workers: std::num::NonZeroUsize::MIN,
+        workers: NonZeroUsize::MIN,
     };
     let (first, _) = write(dir.path(), &changes, &options(zstd));
     let (second, _) = write(dir.path(), &changes, &options(zstd));
@@ -167,6 +170,53 @@ fn missing_changed_path_names_it() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("gone"), "{error}");
+}
+
+/// An output whose reader is gone: every write fails with a broken pipe.
+struct ClosedOutput;
+
+impl std::io::Write for ClosedOutput {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn read_error_with_closed_output_is_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let changes = ChangeSet {
+        added: vec!["gone".into()],
+        ..ChangeSet::default()
+    };
+    let compressions = [
+        Compression::None,
+        Compression::Gzip { level: 1 },
+        Compression::ParallelGzip {
+            level: 1,
+            threads: NonZeroUsize::MIN,
+        },
+        Compression::Zstd {
+            level: 1,
+            workers: NonZeroUsize::MIN,
+        },
+    ];
+    for compression in compressions {
+        let error = write_layer(
+            dir.path(),
+            &changes,
+            &options(compression),
+            &mut ClosedOutput,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, WriteError::Read { path, .. } if path.ends_with("gone")),
+            "{compression:?}: {error:?}"
+        );
+    }
 }
 
 #[test]

@@ -280,3 +280,14 @@ pub fn observe(root: &Path) -> BTreeMap<PathBuf, Observed> {
     }
     tree
 }
+
+/// Replaces the hardlink group of every path of `tree` by the group of the
+/// same path in `reference`.
+pub fn take_link_groups(
+    tree: &mut BTreeMap<PathBuf, Observed>,
+    reference: &BTreeMap<PathBuf, Observed>,
+) {
+    for (path, observed) in tree.iter_mut() {
+        observed.link_group = reference.get(path).and_then(|r| r.link_group.clone());
+    }
+}
