@@ -2,4 +2,9 @@
 //!
 //! This crate runs the instructions of a parsed Dockerfile in a root
 //! directory of its own and assembles the resulting layers into an image.
+//! [`sandbox`] runs RUN commands with a stage root as `/`, and [`user`]
+//! resolves `USER` values against the image's own user database.
 #![deny(missing_docs)]
+
+pub mod sandbox;
+pub mod user;
