@@ -2,9 +2,11 @@
 //!
 //! This crate runs the instructions of a parsed Dockerfile in a root
 //! directory of its own and assembles the resulting layers into an image.
-//! [`sandbox`] runs RUN commands with a stage root as `/`, and [`user`]
+//! [`run`] turns a RUN instruction into a command, which [`sandbox`] runs
+//! with a stage root as `/`, and [`user`]
 //! resolves `USER` values against the image's own user database.
 #![deny(missing_docs)]
 
+pub mod run;
 pub mod sandbox;
 pub mod user;

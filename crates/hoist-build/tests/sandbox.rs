@@ -112,11 +112,12 @@ fn exit_code_is_returned() {
 #[test]
 fn command_is_pid_one_with_hostname() {
     let stage = Stage::new();
-    let (code, lines) = run(&stage.request("echo $$; hostname; ls /proc | grep -c '^[0-9]'"));
+    let script = "echo $$; hostname; ls /proc > /tmp/pids; grep -c '^[0-9]' /tmp/pids";
+    let (code, lines) = run(&stage.request(script));
     assert_eq!(code, Some(0));
     assert_eq!(lines[0], "1");
     assert_eq!(lines[1], "buildkitsandbox");
-    assert_eq!(lines[2], "3", "only sh, ls and grep are visible: {lines:?}");
+    assert_eq!(lines[2], "2", "only sh and ls are visible: {lines:?}");
 }
 
 #[test]
@@ -298,4 +299,125 @@ fn dotdot_walk_ends_at_stage_root() {
         !lines[0].contains("scratch"),
         "walked out of the root: {lines:?}"
     );
+}
+
+mod run_instruction {
+    use super::*;
+    use hoist_build::run::{RunContext, RunError, RunErrorKind, run_instruction};
+    use hoist_dockerfile::instructions::{InstructionKind, RunInstruction, instructions};
+    use hoist_dockerfile::parser::parse;
+
+    fn context(stage: &Stage, line: usize) -> RunContext {
+        RunContext {
+            file: "Dockerfile".into(),
+            line,
+            step: "[1/1]".into(),
+            root: stage.root(),
+            scratch: stage.dir.path().join("scratch"),
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            env: vec!["PATH=/bin:/usr/bin".into()],
+            args: Vec::new(),
+            user: String::new(),
+            workdir: String::new(),
+        }
+    }
+
+    /// Parses `dockerfile` and returns its first RUN instruction with its line.
+    fn first_run(dockerfile: &str) -> (usize, RunInstruction) {
+        let parsed = parse(dockerfile, "Dockerfile").expect("parse");
+        instructions(&parsed)
+            .expect("typed instructions")
+            .into_iter()
+            .find_map(|instruction| match instruction.kind {
+                InstructionKind::Run(run) => Some((instruction.start_line, run)),
+                _ => None,
+            })
+            .expect("a RUN instruction")
+    }
+
+    fn run_dockerfile(stage: &Stage, dockerfile: &str) -> Result<(), RunError> {
+        let (line, run) = first_run(dockerfile);
+        run_instruction(&sandbox(), &context(stage, line), &run)
+    }
+
+    #[test]
+    fn failing_run_names_line_and_code() {
+        let stage = Stage::new();
+        let error = run_dockerfile(&stage, "FROM busybox\n\nRUN echo hi && exit 7\n")
+            .expect_err("non-zero exit");
+        assert_eq!(error.line, 3);
+        assert!(matches!(error.kind, RunErrorKind::Failed { code: 7, .. }));
+        assert_eq!(
+            error.to_string(),
+            "Dockerfile:3: RUN echo hi && exit 7 failed with exit code 7"
+        );
+    }
+
+    #[test]
+    fn lone_heredoc_runs_as_script() {
+        let stage = Stage::new();
+        let dockerfile = "FROM busybox\nRUN <<EOF\necho one > /one\necho two > /two\nEOF\n";
+        run_dockerfile(&stage, dockerfile).expect("heredoc RUN");
+        let one = std::fs::read_to_string(stage.root().join("one")).expect("read /one");
+        assert_eq!(one, "one\n");
+        assert!(stage.root().join("two").is_file());
+    }
+
+    #[test]
+    fn heredoc_feeds_command_stdin() {
+        let stage = Stage::new();
+        let dockerfile = "FROM busybox\nRUN cat > /greeting <<EOF\nhello\nEOF\n";
+        run_dockerfile(&stage, dockerfile).expect("heredoc RUN");
+        let greeting = std::fs::read_to_string(stage.root().join("greeting")).expect("read");
+        assert_eq!(greeting, "hello\n");
+    }
+
+    #[test]
+    fn mount_flag_is_an_error() {
+        let stage = Stage::new();
+        let dockerfile = "FROM busybox\nRUN --mount=type=cache,target=/c touch /made\n";
+        let error = run_dockerfile(&stage, dockerfile).expect_err("mount is not implemented");
+        assert_eq!(error.line, 2);
+        assert!(
+            matches!(error.kind, RunErrorKind::MountNotImplemented { ref mount_type } if mount_type == "cache"),
+            "{error}"
+        );
+        assert!(!stage.root().join("made").exists());
+    }
+
+    #[test]
+    fn unknown_user_is_an_error() {
+        let stage = Stage::new();
+        let (line, run) = first_run("FROM busybox\nUSER ghost\nRUN true\n");
+        let mut context = context(&stage, line);
+        context.user = "ghost".into();
+        let error = run_instruction(&sandbox(), &context, &run).expect_err("unknown user");
+        assert_eq!(error.line, 3);
+        assert!(error.to_string().contains("\"ghost\""), "{error}");
+    }
+
+    #[test]
+    fn args_and_env_reach_command() {
+        let stage = Stage::new();
+        let (line, run) = first_run("FROM busybox\nRUN echo \"$NAME $VERSION $HOME\" > /out\n");
+        let mut context = context(&stage, line);
+        context.env.push("NAME=env".into());
+        context.args = vec![
+            ("NAME".into(), "arg".into()),
+            ("VERSION".into(), "2".into()),
+        ];
+        run_instruction(&sandbox(), &context, &run).expect("RUN");
+        let out = std::fs::read_to_string(stage.root().join("out")).expect("read /out");
+        assert_eq!(out, "env 2 /root\n");
+    }
+
+    #[test]
+    fn sandbox_setup_failure_is_reported() {
+        let stage = Stage::new();
+        std::fs::remove_dir(stage.root().join("proc")).expect("remove /proc");
+        std::os::unix::fs::symlink("/missing", stage.root().join("proc")).expect("symlink");
+        let error = run_dockerfile(&stage, "FROM busybox\nRUN true\n").expect_err("no /proc");
+        assert!(matches!(error.kind, RunErrorKind::Setup { .. }), "{error}");
+        assert!(error.to_string().contains("/proc"), "{error}");
+    }
 }
