@@ -5,8 +5,11 @@
 //! [`run`] turns a RUN instruction into a command, which [`sandbox`] runs
 //! with a stage root as `/`, and [`user`]
 //! resolves `USER` values against the image's own user database.
+//! [`stage::build`] runs the stages of a build plan into an image.
 #![deny(missing_docs)]
 
+mod metadata;
 pub mod run;
 pub mod sandbox;
+pub mod stage;
 pub mod user;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::user::Identity;
 pub use helper::{SETUP_FAILED, helper_main};
-use stubs::Stubs;
+pub use stubs::MountPointStubs;
 
 /// The name of the helper binary that [`Sandbox::locate`] looks for.
 pub const HELPER_NAME: &str = "hoist-sandbox";
@@ -176,10 +176,11 @@ impl Sandbox {
         request: &RunRequest,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<ExitStatus, SandboxError> {
-        let stubs = Stubs::create(&request.root).map_err(|source| SandboxError::Stubs {
-            root: request.root.clone(),
-            source,
-        })?;
+        let stubs =
+            MountPointStubs::create(&request.root).map_err(|source| SandboxError::Stubs {
+                root: request.root.clone(),
+                source,
+            })?;
         let spec = self.spec(request)?;
         let status = self.spawn_and_stream(request, &spec, on_line);
         drop(stubs);

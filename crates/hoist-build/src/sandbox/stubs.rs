@@ -26,17 +26,22 @@ struct Stub {
     parent_times: Timestamps,
 }
 
-/// The mount points created in a root for one step.
+/// The mount points created in a root, removed on drop.
+///
+/// [`Sandbox::run`](super::Sandbox::run) creates them for each step. A
+/// build that snapshots the root creates them once before its first
+/// snapshot and drops them after its last one, so that neither their
+/// creation nor their removal shows up as a change.
 #[derive(Debug)]
-pub(crate) struct Stubs {
+pub struct MountPointStubs {
     root: PathBuf,
     created: Vec<Stub>,
 }
 
-impl Stubs {
+impl MountPointStubs {
     /// Creates every mount point that `root` lacks. A path that exists in
     /// any form, a dangling symlink included, is left alone.
-    pub(crate) fn create(root: &Path) -> io::Result<Self> {
+    pub fn create(root: &Path) -> io::Result<Self> {
         let mut stubs = Self {
             root: root.to_path_buf(),
             created: Vec::new(),
@@ -92,7 +97,7 @@ impl Stubs {
     /// Removes the stubs that are still empty, children first, and gives
     /// their parents back their earlier times. Failures are logged, because
     /// a leftover stub only adds an empty path to the layer.
-    pub(crate) fn remove(&mut self) {
+    pub fn remove(&mut self) {
         while let Some(stub) = self.created.pop() {
             if let Err(error) = remove_stub(&self.root, &stub) {
                 tracing::warn!(
@@ -105,7 +110,7 @@ impl Stubs {
     }
 }
 
-impl Drop for Stubs {
+impl Drop for MountPointStubs {
     fn drop(&mut self) {
         self.remove();
     }
@@ -179,7 +184,7 @@ mod tests {
     #[test]
     fn stubs_vanish_after_removal() {
         let root = tempfile::tempdir().expect("temporary directory");
-        let mut stubs = Stubs::create(root.path()).expect("create stubs");
+        let mut stubs = MountPointStubs::create(root.path()).expect("create stubs");
         assert!(root.path().join("proc").is_dir());
         assert!(root.path().join("etc/hosts").is_file());
         stubs.remove();
@@ -192,7 +197,7 @@ mod tests {
         let root = tempfile::tempdir().expect("temporary directory");
         std::fs::create_dir(root.path().join("etc")).expect("create etc");
         std::fs::write(root.path().join("etc/hosts"), "127.0.0.1 here\n").expect("write hosts");
-        drop(Stubs::create(root.path()).expect("create stubs"));
+        drop(MountPointStubs::create(root.path()).expect("create stubs"));
         let hosts = std::fs::read_to_string(root.path().join("etc/hosts")).expect("read hosts");
         assert_eq!(hosts, "127.0.0.1 here\n");
         assert!(!root.path().join("etc/resolv.conf").exists());
@@ -205,7 +210,7 @@ mod tests {
         let root = tempfile::tempdir().expect("temporary directory");
         let target = format!("../../../../../..{}", outside.path().display());
         std::os::unix::fs::symlink(target, root.path().join("etc")).expect("symlink");
-        drop(Stubs::create(root.path()).expect("create stubs"));
+        drop(MountPointStubs::create(root.path()).expect("create stubs"));
         let left: Vec<_> = std::fs::read_dir(outside.path())
             .expect("read outside")
             .collect();
@@ -215,7 +220,7 @@ mod tests {
     #[test]
     fn filled_directory_stub_is_kept() {
         let root = tempfile::tempdir().expect("temporary directory");
-        let mut stubs = Stubs::create(root.path()).expect("create stubs");
+        let mut stubs = MountPointStubs::create(root.path()).expect("create stubs");
         std::fs::write(root.path().join("etc/written"), "x").expect("write into stub");
         stubs.remove();
         assert!(root.path().join("etc/written").is_file());
