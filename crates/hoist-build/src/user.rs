@@ -56,7 +56,8 @@ pub struct Identity {
     pub uid: u32,
     /// Primary group id.
     pub gid: u32,
-    /// Supplementary group ids, ascending, without the primary group.
+    /// Group ids for `setgroups`: the primary group, then the supplementary
+    /// groups in ascending order.
     pub groups: Vec<u32>,
     /// Home directory from `/etc/passwd`, or `/`.
     pub home: String,
@@ -113,7 +114,10 @@ pub fn resolve_user(root: &Path, user: &str) -> Result<Identity, UserError> {
     if let Some(group_part) = group_part {
         identity.gid = find_group(&groups, group_part)?;
     }
+    // The primary group leads the list, as in Buildah 1.28.2, whose RUN
+    // steps show it in `id` output next to the supplementary groups.
     identity.groups.retain(|gid| *gid != identity.gid);
+    identity.groups.insert(0, identity.gid);
     Ok(identity)
 }
 
@@ -268,7 +272,7 @@ mod tests {
         let identity = resolve_user(root.path(), "app").expect("resolve");
         assert_eq!(identity.uid, 1000);
         assert_eq!(identity.gid, 1000);
-        assert_eq!(identity.groups, vec![29, 44]);
+        assert_eq!(identity.groups, vec![1000, 29, 44]);
         assert_eq!(identity.home, "/home/app");
     }
 
@@ -277,7 +281,7 @@ mod tests {
         let root = image_root();
         let identity = resolve_user(root.path(), "app:staff").expect("resolve");
         assert_eq!(identity.gid, 50);
-        assert_eq!(identity.groups, vec![29, 44]);
+        assert_eq!(identity.groups, vec![50, 29, 44]);
     }
 
     #[test]
@@ -286,7 +290,7 @@ mod tests {
         let identity = resolve_user(root.path(), "4242").expect("resolve");
         assert_eq!(identity.uid, 4242);
         assert_eq!(identity.gid, 0);
-        assert!(identity.groups.is_empty());
+        assert_eq!(identity.groups, vec![0]);
         assert_eq!(identity.home, "/");
     }
 

@@ -1,0 +1,189 @@
+//! hoist against `buildah bud --isolation chroot` on the same Dockerfiles
+//! and the same busybox base: the unpacked root filesystems are compared
+//! file by file and the configs field by field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hoist_build::sandbox::Sandbox;
+use hoist_build::stage::{BuildSettings, LayoutSource, build};
+use hoist_dockerfile::instructions::instructions;
+use hoist_dockerfile::parser::parse;
+use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform, resolve};
+use hoist_image::{ManifestFormat, Platform, write_oci_layout};
+use hoist_testkit::{
+    BaseImage, Buildah, Exception, ImageSource, Registry, RegistryAccess, base_image,
+    compare_rootfs_except, push_base_image, skopeo_inspect_config, unpack_image,
+};
+
+/// The config fields that must match.
+const CONFIG_FIELDS: [&str; 8] = [
+    "Env",
+    "WorkingDir",
+    "User",
+    "Entrypoint",
+    "Cmd",
+    "Labels",
+    "ExposedPorts",
+    "StopSignal",
+];
+
+fn plan_platform() -> PlanPlatform {
+    PlanPlatform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: String::new(),
+    }
+}
+
+/// Builds `dockerfile` with hoist, resolving `base` to the cached busybox
+/// layout (the image pushed to the registry), and returns the OCI layout.
+fn build_with_hoist(dockerfile: &str, base: &str, work: &Path) -> PathBuf {
+    let parsed = parse(dockerfile, "Dockerfile").expect("parse");
+    let typed = instructions(&parsed).expect("typed instructions");
+    let options = BuildOptions {
+        build_args: BTreeMap::new(),
+        target: None,
+        target_platform: plan_platform(),
+        build_platform: plan_platform(),
+    };
+    let plan = resolve("Dockerfile", parsed.escape, &typed, &options).expect("resolve stages");
+    let busybox = base_image(BaseImage::Busybox).expect("busybox base image");
+    let mut source = LayoutSource::default();
+    source.insert(
+        base,
+        busybox.layout,
+        Some(BaseImage::Busybox.manifest_tag()),
+    );
+    let settings = BuildSettings {
+        file: "Dockerfile".into(),
+        work_parent: work.to_path_buf(),
+        platform: Platform::linux_amd64(),
+        build_args: BTreeMap::new(),
+        compression: hoist_snapshot::Compression::Gzip { level: 6 },
+    };
+    let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
+    let output = build(&plan, &settings, &sandbox, &source).expect("hoist build");
+    let layout = work.join("hoist-layout");
+    write_oci_layout(&output.image, ManifestFormat::Oci, &layout, &["test"]).expect("write layout");
+    layout
+}
+
+/// Builds `dockerfile` with buildah and pushes the result to `registry`.
+fn build_with_buildah(dockerfile: &str, registry: &Registry, work: &Path) -> ImageSource {
+    let context = work.join("context");
+    std::fs::create_dir(&context).expect("create context");
+    let file = context.join("Dockerfile");
+    std::fs::write(&file, dockerfile).expect("write Dockerfile");
+    let buildah = Buildah::new().expect("buildah storage");
+    let access = RegistryAccess::of(registry);
+    buildah
+        .bud(&context, &file, "localhost/difference:test", &access, &[])
+        .expect("buildah bud");
+    let destination = registry.reference("test/buildah:1");
+    buildah
+        .push("localhost/difference:test", &destination, &access)
+        .expect("buildah push");
+    ImageSource::in_registry(registry, "test/buildah:1")
+}
+
+/// Returns the exceptions for differences that come from Buildah, not from
+/// hoist. `buildah bud` 1.28.2 (Debian 12) leaves the empty mount points it
+/// creates for a RUN step (`/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`
+/// and `/run`) in the image when the base lacks them. BuildKit removes such
+/// mount points after the step, and so does hoist.
+fn buildah_mount_points() -> Vec<Exception> {
+    vec![
+        Exception::path("/etc/hostname"),
+        Exception::path("/etc/hosts"),
+        Exception::path("/etc/resolv.conf"),
+        Exception::subtree("/run"),
+    ]
+}
+
+/// Builds `template` (with `{base}` for the base image) with both tools and
+/// asserts equal trees, apart from Buildah's own mount points and
+/// `exceptions`, and equal config fields.
+fn assert_same_as_buildah(template: &str, exceptions: &[Exception]) {
+    let registry = Registry::builder().start().expect("registry");
+    push_base_image(&registry, BaseImage::Busybox).expect("push busybox");
+    let base = registry.reference("base/busybox:latest");
+    let dockerfile = template.replace("{base}", &base);
+    let work = tempfile::Builder::new()
+        .prefix("hoist-build-differential-")
+        .tempdir_in("/var/tmp")
+        .expect("temporary directory");
+
+    let hoist_layout = build_with_hoist(&dockerfile, &base, work.path());
+    let hoist_source = ImageSource::in_layout(&hoist_layout, "test");
+    let buildah_source = build_with_buildah(&dockerfile, &registry, work.path());
+
+    let hoist_root = work.path().join("hoist-rootfs");
+    let buildah_root = work.path().join("buildah-rootfs");
+    unpack_image(&hoist_source, &hoist_root).expect("unpack hoist image");
+    unpack_image(&buildah_source, &buildah_root).expect("unpack buildah image");
+    let mut all_exceptions = buildah_mount_points();
+    all_exceptions.extend_from_slice(exceptions);
+    let differences =
+        compare_rootfs_except(&hoist_root, &buildah_root, &all_exceptions).expect("compare trees");
+    assert!(differences.is_empty(), "{differences}");
+
+    let hoist_config = skopeo_inspect_config(&hoist_source).expect("hoist config");
+    let buildah_config = skopeo_inspect_config(&buildah_source).expect("buildah config");
+    let mut buildah_config = buildah_config;
+    // Buildah labels every image with its own version; BuildKit adds no
+    // label.
+    if let Some(labels) = buildah_config["config"]["Labels"].as_object_mut() {
+        labels.remove("io.buildah.version");
+        if labels.is_empty() {
+            buildah_config["config"]["Labels"] = serde_json::Value::Null;
+        }
+    }
+    for field in CONFIG_FIELDS {
+        assert_eq!(
+            hoist_config["config"][field], buildah_config["config"][field],
+            "config field {field}"
+        );
+    }
+    assert_eq!(hoist_config["architecture"], buildah_config["architecture"]);
+    assert_eq!(hoist_config["os"], buildah_config["os"]);
+}
+
+#[test]
+fn busybox_run_and_metadata_match() {
+    let dockerfile = "\
+ARG VERSION=1.0
+FROM {base} AS builder
+ARG VERSION
+RUN mkdir -p /out && echo \"version $VERSION\" > /out/version
+RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd \\
+ && printf 'app:x:1000:\\nstaff:x:50:app\\n' >> /etc/group \\
+ && mkdir /data && chown app:app /data
+
+FROM builder
+ENV APP_HOME=/srv/app GREETING=hello
+WORKDIR $APP_HOME
+RUN echo \"$GREETING\" > hello && ln -s hello link && chmod 640 hello
+USER app
+RUN id > /data/id.txt && touch /data/by-app && echo \"$HOME\" > /data/home
+WORKDIR sub
+LABEL org.example.name=differential
+EXPOSE 8080 53/udp
+STOPSIGNAL SIGTERM
+CMD [\"sh\", \"-c\", \"cat ../hello\"]
+";
+    assert_same_as_buildah(dockerfile, &[]);
+}
+
+#[test]
+fn busybox_entrypoint_and_shell_match() {
+    let dockerfile = "\
+FROM {base}
+SHELL [\"/bin/sh\", \"-e\", \"-c\"]
+RUN echo shell > /shell-form
+RUN [\"/bin/sh\", \"-c\", \"echo exec > /exec-form\"]
+RUN rm -rf /home && mkdir -p /etc/app && echo conf > /etc/app/conf
+ENTRYPOINT [\"/bin/echo\"]
+";
+    assert_same_as_buildah(dockerfile, &[]);
+}
