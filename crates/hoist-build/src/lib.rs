@@ -8,6 +8,7 @@
 //! [`stage::build`] runs the stages of a build plan into an image.
 #![deny(missing_docs)]
 
+pub mod copy;
 mod metadata;
 pub mod run;
 pub mod sandbox;

@@ -7,13 +7,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use hoist_dockerfile::dockerignore::{IgnoreMatcher, ignore_file_candidates};
 use hoist_dockerfile::instructions::{
-    ArgInstruction, CommandLine, Instruction, InstructionKind, RunInstruction,
+    ArgInstruction, CommandLine, CopyInstruction, Instruction, InstructionKind, RunInstruction,
 };
 use hoist_dockerfile::stages::{Base, BuildPlan, Stage};
 use hoist_image::{Digest, History, Image, Layer, Platform};
 use hoist_snapshot::{ApplyOptions, Compression, LayerOptions, Snapshotter, WalkSnapshotter};
 
+use crate::copy::{ContextCopy, CopyError};
 use crate::run::{RunContext, RunError, run_instruction};
 use crate::sandbox::{MountPointStubs, Sandbox};
 use crate::user::{UserError, resolve_user};
@@ -62,6 +64,12 @@ pub enum BuildError {
         /// The snapshotter's or writer's message.
         message: String,
     },
+    /// The `.dockerignore` file is invalid.
+    #[error("invalid .dockerignore: {message}")]
+    IgnoreFile {
+        /// The parser's message, with the line.
+        message: String,
+    },
     /// An instruction that the executor does not run yet.
     #[error("{file}:{line}: {instruction} is not implemented yet")]
     NotImplemented {
@@ -94,6 +102,16 @@ pub enum BuildError {
         /// The cause.
         #[source]
         source: io::Error,
+    },
+    /// A COPY failed.
+    #[error("{file}:{line}: {source}")]
+    Copy {
+        /// The Dockerfile name.
+        file: String,
+        /// 1-based line of the instruction.
+        line: usize,
+        /// The cause.
+        source: CopyError,
     },
     /// A RUN step failed.
     #[error(transparent)]
@@ -161,6 +179,8 @@ pub struct BuildSettings {
     pub build_args: BTreeMap<String, String>,
     /// The compression of new layers.
     pub compression: Compression,
+    /// The build context directory, or `None` for a build without one.
+    pub context: Option<PathBuf>,
 }
 
 /// A built image and the work directory that contains its new layer blobs.
@@ -200,12 +220,14 @@ pub fn build(
     let blobs = work_dir.path().join("blobs");
     std::fs::create_dir(&blobs).map_err(work_error(&blobs))?;
 
+    let ignore = read_ignore_file(settings)?;
     let mut images: BTreeMap<usize, Image> = BTreeMap::new();
     for &index in &plan.needed {
         let stage = &plan.stages[index];
         let base = base_image(stage, &images, settings, source)?;
         let executor = StageExecutor {
             plan,
+            ignore: ignore.clone(),
             settings,
             sandbox,
             stage_dir: work_dir.path().join(format!("stage-{index}")),
@@ -218,6 +240,47 @@ pub fn build(
         .remove(&plan.target)
         .unwrap_or_else(|| Image::scratch(&settings.platform));
     Ok(BuildOutput { image, work_dir })
+}
+
+/// Reads `<Dockerfile>.dockerignore` or `.dockerignore` from the context.
+fn read_ignore_file(settings: &BuildSettings) -> Result<Option<IgnoreMatcher>, BuildError> {
+    let Some(context) = &settings.context else {
+        return Ok(None);
+    };
+    let file_name = Path::new(&settings.file)
+        .file_name()
+        .map_or(settings.file.clone(), |name| {
+            name.to_string_lossy().into_owned()
+        });
+    for candidate in ignore_file_candidates(&file_name) {
+        let path = context.join(&candidate);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(BuildError::WorkDir { path, source }),
+        };
+        return IgnoreMatcher::parse(&text, &candidate)
+            .map(Some)
+            .map_err(|error| BuildError::IgnoreFile {
+                message: error.to_string(),
+            });
+    }
+    Ok(None)
+}
+
+/// Resolves `--chown`: a user without a group gets the same number as its
+/// group, as Docker documents for COPY.
+fn chown_ids(root: &Path, owner: &str) -> Result<(u32, u32), CopyError> {
+    let identity = resolve_user(root, owner).map_err(|error| CopyError::Io {
+        path: PathBuf::from("/etc/passwd"),
+        source: io::Error::other(error.to_string()),
+    })?;
+    let gid = if owner.contains(':') {
+        identity.gid
+    } else {
+        identity.uid
+    };
+    Ok((identity.uid, gid))
 }
 
 fn base_image(
@@ -245,6 +308,7 @@ fn base_image(
 /// Runs the instructions of one stage.
 struct StageExecutor<'a> {
     plan: &'a BuildPlan,
+    ignore: Option<IgnoreMatcher>,
     settings: &'a BuildSettings,
     sandbox: &'a Sandbox,
     stage_dir: PathBuf,
@@ -313,7 +377,19 @@ impl StageExecutor<'_> {
                 add_empty_history(state, instruction.kind.to_line());
                 Ok(())
             }
-            InstructionKind::Copy(_) | InstructionKind::Add(_) => {
+            InstructionKind::Copy(copy) => {
+                let created_by = format!("{} # buildkit", instruction.kind.to_line());
+                let runtime = state.image.config().config.clone();
+                self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
+                    self.copy_from_context(root, copy, &runtime)
+                        .map_err(|source| BuildError::Copy {
+                            file: self.settings.file.clone(),
+                            line,
+                            source,
+                        })
+                })
+            }
+            InstructionKind::Add(_) => {
                 // TODO: COPY and ADD (context, --from, wildcards, archives,
                 // URLs); the sandbox and metadata came first.
                 Err(BuildError::NotImplemented {
@@ -364,6 +440,47 @@ impl StageExecutor<'_> {
             user: runtime.user.clone().unwrap_or_default(),
             workdir: runtime.working_dir.clone().unwrap_or_default(),
         }
+    }
+
+    /// Runs a `COPY` whose sources come from the build context.
+    fn copy_from_context(
+        &self,
+        root: &Path,
+        copy: &CopyInstruction,
+        runtime: &hoist_image::RuntimeConfig,
+    ) -> Result<(), CopyError> {
+        // TODO: --from, --parents, --exclude, --link and heredoc sources.
+        let unsupported = [
+            (copy.from.is_some(), "--from"),
+            (copy.parents, "--parents"),
+            (!copy.exclude.is_empty(), "--exclude"),
+            (copy.link, "--link"),
+            (!copy.heredocs.is_empty(), "with heredocs"),
+        ];
+        if let Some((_, feature)) = unsupported.iter().find(|(used, _)| *used) {
+            return Err(CopyError::NotImplemented { feature });
+        }
+        let Some(context) = &self.settings.context else {
+            return Err(CopyError::NotImplemented {
+                feature: "without a build context",
+            });
+        };
+        let (uid, gid) = match &copy.chown {
+            Some(owner) => chown_ids(root, owner)?,
+            None => (0, 0),
+        };
+        ContextCopy {
+            context,
+            ignore: self.ignore.as_ref(),
+            root,
+            workdir: runtime.working_dir.as_deref().unwrap_or("/"),
+            sources: &copy.sources,
+            destination: &copy.destination,
+            uid,
+            gid,
+            chmod: copy.chmod.as_deref(),
+        }
+        .run()
     }
 
     /// Creates the `WORKDIR` directory and its missing parents inside the
@@ -535,7 +652,12 @@ fn run_history(run: &RunInstruction) -> String {
 /// Creates `directory` and its missing parents inside `root`, resolving
 /// every existing component in the root (`openat2` with `RESOLVE_IN_ROOT`),
 /// so a symlink in the image cannot lead the creation outside it.
-fn create_directory_in_root(root: &Path, directory: &Path, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn create_directory_in_root(
+    root: &Path,
+    directory: &Path,
+    uid: u32,
+    gid: u32,
+) -> io::Result<()> {
     use rustix::fs::{AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid};
 
     let root_fd = rustix::fs::open(

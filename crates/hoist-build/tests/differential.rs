@@ -39,6 +39,7 @@ fn plan_platform() -> PlanPlatform {
 /// Builds `dockerfile` with hoist, resolving `base` to the cached layout of
 /// `image` (the image pushed to the registry), and returns the OCI layout.
 fn build_with_hoist(dockerfile: &str, image: BaseImage, base: &str, work: &Path) -> PathBuf {
+    let context = work.join("context");
     let parsed = parse(dockerfile, "Dockerfile").expect("parse");
     let typed = instructions(&parsed).expect("typed instructions");
     let options = BuildOptions {
@@ -57,6 +58,7 @@ fn build_with_hoist(dockerfile: &str, image: BaseImage, base: &str, work: &Path)
         platform: Platform::linux_amd64(),
         build_args: BTreeMap::new(),
         compression: hoist_snapshot::Compression::Gzip { level: 6 },
+        context: Some(context),
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
     let output = build(&plan, &settings, &sandbox, &source).expect("hoist build");
@@ -68,7 +70,6 @@ fn build_with_hoist(dockerfile: &str, image: BaseImage, base: &str, work: &Path)
 /// Builds `dockerfile` with buildah and pushes the result to `registry`.
 fn build_with_buildah(dockerfile: &str, registry: &Registry, work: &Path) -> ImageSource {
     let context = work.join("context");
-    std::fs::create_dir(&context).expect("create context");
     let file = context.join("Dockerfile");
     std::fs::write(&file, dockerfile).expect("write Dockerfile");
     let buildah = Buildah::new().expect("buildah storage");
@@ -101,6 +102,17 @@ fn buildah_mount_points() -> Vec<Exception> {
 /// asserts equal trees, apart from Buildah's own mount points and
 /// `exceptions`, and equal config fields.
 fn assert_same_as_buildah(image: BaseImage, template: &str, exceptions: &[Exception]) {
+    assert_same_with_context(image, template, &[], exceptions);
+}
+
+/// Like [`assert_same_as_buildah`], with a build context that contains the
+/// `(path, content)` files of `context_files`.
+fn assert_same_with_context(
+    image: BaseImage,
+    template: &str,
+    context_files: &[(&str, &str)],
+    exceptions: &[Exception],
+) {
     let registry = Registry::builder().start().expect("registry");
     push_base_image(&registry, image).expect("push base image");
     let base = registry.reference(&format!("{}:{}", image.repository(), image.manifest_tag()));
@@ -109,6 +121,13 @@ fn assert_same_as_buildah(image: BaseImage, template: &str, exceptions: &[Except
         .prefix("hoist-build-differential-")
         .tempdir_in("/var/tmp")
         .expect("temporary directory");
+    let context = work.path().join("context");
+    std::fs::create_dir(&context).expect("create context");
+    for (path, content) in context_files {
+        let path = context.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("create parent");
+        std::fs::write(path, content).expect("write context file");
+    }
 
     let hoist_layout = build_with_hoist(&dockerfile, image, &base, work.path());
     let hoist_source = ImageSource::in_layout(&hoist_layout, "test");
@@ -202,4 +221,24 @@ RUN rm -rf /usr/share/doc && ln -s /opt/app /app
     let dev_listing = Exception::path("/opt/app/dev-listing").only(Aspect::Content);
     // NOTE: no apt-get here: it would make the test depend on the mirror.
     assert_same_as_buildah(BaseImage::Debian, dockerfile, &[dev_listing]);
+}
+
+#[test]
+fn busybox_copy_matches() {
+    let dockerfile = "\
+FROM {base}
+WORKDIR /app
+COPY a.txt ./
+COPY dir /app/dir/
+COPY dir/sub/b.txt /app/renamed
+COPY --chown=nobody:nogroup --chmod=0600 a.txt /owned/deep/a
+COPY a.txt dir/sub/b.txt /multi/
+";
+    let files = [
+        ("a.txt", "a\n"),
+        ("dir/sub/b.txt", "b\n"),
+        ("dir/ignored.txt", "secret\n"),
+        (".dockerignore", "dir/ignored.txt\nDockerfile\n"),
+    ];
+    assert_same_with_context(BaseImage::Busybox, dockerfile, &files, &[]);
 }

@@ -24,6 +24,14 @@ fn build_dockerfile(
     dockerfile: &str,
     work_parent: &std::path::Path,
 ) -> Result<BuildOutput, BuildError> {
+    build_with_context(dockerfile, work_parent, None)
+}
+
+fn build_with_context(
+    dockerfile: &str,
+    work_parent: &std::path::Path,
+    context: Option<&std::path::Path>,
+) -> Result<BuildOutput, BuildError> {
     let parsed = parse(dockerfile, "Dockerfile").expect("parse");
     let typed = instructions(&parsed).expect("typed instructions");
     let options = BuildOptions {
@@ -48,6 +56,7 @@ fn build_dockerfile(
         build_args: BTreeMap::new(),
         // umoci 0.4.7, which unpacks the result, reads no zstd layers.
         compression: hoist_snapshot::Compression::Gzip { level: 6 },
+        context: context.map(std::path::Path::to_path_buf),
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
     build(&plan, &settings, &sandbox, &source)
@@ -179,12 +188,12 @@ fn work_dir_removed_after_failure() {
 }
 
 #[test]
-fn copy_is_reported_unimplemented() {
+fn copy_without_context_is_unimplemented() {
     let work = temporary_dir();
     let error = build_dockerfile("FROM busybox\nCOPY a /a\n", work.path()).expect_err("fails");
     assert_eq!(
         error.to_string(),
-        "Dockerfile:2: COPY is not implemented yet"
+        "Dockerfile:2: COPY without a build context is not implemented yet"
     );
 }
 
@@ -195,4 +204,76 @@ fn later_stage_builds_on_earlier() {
                       FROM base\nRUN cat /base > /copied\n";
     let output = build_dockerfile(dockerfile, work.path()).expect("build");
     assert_eq!(output.image.layers().len(), 3);
+}
+
+/// Creates a build context with a file, a directory with a relative
+/// symlink, a file that `.dockerignore` excludes and a symlink that points
+/// outside.
+fn context_dir(parent: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    let context = parent.join("context");
+    std::fs::create_dir_all(context.join("dir/sub")).expect("create context");
+    std::fs::write(context.join("a.txt"), "a\n").expect("write a.txt");
+    std::fs::set_permissions(
+        context.join("a.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .expect("chmod a.txt");
+    std::fs::write(context.join("dir/sub/b.txt"), "b\n").expect("write b.txt");
+    std::fs::write(context.join("dir/ignored.txt"), "secret\n").expect("write ignored");
+    symlink("../a.txt", context.join("dir/link")).expect("symlink link");
+    symlink("/etc/passwd", context.join("escape")).expect("symlink escape");
+    std::fs::write(context.join(".dockerignore"), "dir/ignored.txt\n").expect("write ignore");
+    context
+}
+
+#[test]
+fn copy_from_context_follows_rules() {
+    use std::os::unix::fs::MetadataExt;
+
+    let work = temporary_dir();
+    let context = context_dir(work.path());
+    let dockerfile = "FROM busybox\nWORKDIR /app\nCOPY a.txt ./\nCOPY dir /app/dir/\n\
+                      COPY --chown=nobody --chmod=0600 a.txt /owned/a\n";
+    let output = build_with_context(dockerfile, work.path(), Some(&context)).expect("build");
+    let root = output.work_dir().join("stage-0/rootfs");
+
+    let copied = std::fs::metadata(root.join("app/a.txt")).expect("stat /app/a.txt");
+    assert_eq!(copied.mode() & 0o7777, 0o640);
+    assert_eq!((copied.uid(), copied.gid()), (0, 0));
+    assert_eq!(
+        std::fs::read_to_string(root.join("app/dir/sub/b.txt")).expect("read"),
+        "b\n"
+    );
+    let link = std::fs::read_link(root.join("app/dir/link")).expect("read link");
+    assert_eq!(link, std::path::Path::new("../a.txt"));
+    assert!(!root.join("app/dir/ignored.txt").exists());
+
+    let owned = std::fs::metadata(root.join("owned/a")).expect("stat /owned/a");
+    assert_eq!((owned.uid(), owned.gid()), (65534, 65534));
+    assert_eq!(owned.mode() & 0o7777, 0o600);
+    let created = std::fs::metadata(root.join("owned")).expect("stat /owned");
+    assert_eq!(
+        created.uid(),
+        65534,
+        "a directory the copy creates gets the owner"
+    );
+    let existing = std::fs::metadata(root.join("app")).expect("stat /app");
+    assert_eq!(existing.uid(), 0);
+    assert_eq!(output.image.layers().len(), 5);
+}
+
+#[test]
+fn copy_sources_stay_in_context() {
+    let work = temporary_dir();
+    let context = context_dir(work.path());
+    for source in ["missing", "../../etc/passwd", "escape", "dir/ignored.txt"] {
+        let dockerfile = format!("FROM busybox\nCOPY {source} /copied\n");
+        let error = build_with_context(&dockerfile, work.path(), Some(&context)).expect_err(source);
+        assert_eq!(
+            error.to_string(),
+            format!("Dockerfile:2: COPY source {source:?} not found in the build context")
+        );
+    }
 }
