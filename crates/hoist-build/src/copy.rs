@@ -19,11 +19,13 @@ use rustix::fs::{AtFlags, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
 /// A failure of a `COPY`.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    /// A source is missing from the context or excluded by `.dockerignore`.
-    #[error("COPY source {source_path:?} not found in the build context")]
+    /// A source is missing, or excluded by `.dockerignore`.
+    #[error("COPY source {source_path:?} not found in {origin}")]
     SourceNotFound {
         /// The source as written.
         source_path: String,
+        /// The place searched: the build context or a stage.
+        origin: String,
     },
     /// `--chmod` is not an octal mode.
     #[error("invalid --chmod value {value:?}: expected an octal mode such as 0644")]
@@ -48,17 +50,22 @@ pub enum CopyError {
     },
 }
 
-/// One `COPY` from the context.
+/// One `COPY` from the context or from an earlier stage's root.
 #[derive(Debug)]
 pub(crate) struct ContextCopy<'a> {
+    /// The directory the sources are resolved in.
     pub(crate) context: &'a Path,
+    /// The name of that directory in errors.
+    pub(crate) origin: String,
+    /// `.dockerignore`, applied to the build context only.
     pub(crate) ignore: Option<&'a IgnoreMatcher>,
     pub(crate) root: &'a Path,
     pub(crate) workdir: &'a str,
     pub(crate) sources: &'a [String],
     pub(crate) destination: &'a str,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
+    /// The `--chown` owner, or `None` to keep each source's owner (in the
+    /// build context, every file belongs to root).
+    pub(crate) owner: Option<(u32, u32)>,
     pub(crate) chmod: Option<&'a str>,
 }
 
@@ -101,6 +108,7 @@ impl ContextCopy<'_> {
         let relative = lexical_clean(source);
         let not_found = || CopyError::SourceNotFound {
             source_path: source.to_owned(),
+            origin: self.origin.clone(),
         };
         if self.is_ignored(&relative) {
             return Err(not_found());
@@ -108,8 +116,9 @@ impl ContextCopy<'_> {
         let fd = open_in(context_fd, &relative, OFlags::PATH).map_err(|_| not_found())?;
         let opened = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         let metadata = fs::metadata(&opened).map_err(io_error(&relative))?;
+        let (uid, gid) = self.owner.unwrap_or((0, 0));
         if metadata.is_dir() {
-            crate::stage::create_directory_in_root(self.root, destination, self.uid, self.gid)
+            crate::stage::create_directory_in_root(self.root, destination, uid, gid)
                 .map_err(io_error(destination))?;
             return self.copy_tree(&opened, &relative, destination, chmod);
         }
@@ -118,7 +127,7 @@ impl ContextCopy<'_> {
             _ => destination.to_path_buf(),
         };
         let parent = target.parent().unwrap_or(Path::new("/"));
-        crate::stage::create_directory_in_root(self.root, parent, self.uid, self.gid)
+        crate::stage::create_directory_in_root(self.root, parent, uid, gid)
             .map_err(io_error(parent))?;
         self.copy_entry(&opened, &metadata, &target, chmod)
     }
@@ -213,8 +222,8 @@ impl ContextCopy<'_> {
             // TODO: devices, FIFOs and sockets in the context.
             return Ok(());
         }
-        set_metadata(&parent, name, metadata, self.uid, self.gid, mode)
-            .map_err(|e| write_error(e.into()))
+        let (uid, gid) = self.owner.unwrap_or((metadata.uid(), metadata.gid()));
+        set_metadata(&parent, name, metadata, uid, gid, mode).map_err(|e| write_error(e.into()))
     }
 }
 

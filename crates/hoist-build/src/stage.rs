@@ -227,6 +227,7 @@ pub fn build(
         let base = base_image(stage, &images, settings, source)?;
         let executor = StageExecutor {
             plan,
+            work_root: work_dir.path().to_path_buf(),
             ignore: ignore.clone(),
             settings,
             sandbox,
@@ -308,6 +309,7 @@ fn base_image(
 /// Runs the instructions of one stage.
 struct StageExecutor<'a> {
     plan: &'a BuildPlan,
+    work_root: PathBuf,
     ignore: Option<IgnoreMatcher>,
     settings: &'a BuildSettings,
     sandbox: &'a Sandbox,
@@ -449,9 +451,8 @@ impl StageExecutor<'_> {
         copy: &CopyInstruction,
         runtime: &hoist_image::RuntimeConfig,
     ) -> Result<(), CopyError> {
-        // TODO: --from, --parents, --exclude, --link and heredoc sources.
+        // TODO: --parents, --exclude, --link and heredoc sources.
         let unsupported = [
-            (copy.from.is_some(), "--from"),
             (copy.parents, "--parents"),
             (!copy.exclude.is_empty(), "--exclude"),
             (copy.link, "--link"),
@@ -460,27 +461,60 @@ impl StageExecutor<'_> {
         if let Some((_, feature)) = unsupported.iter().find(|(used, _)| *used) {
             return Err(CopyError::NotImplemented { feature });
         }
-        let Some(context) = &self.settings.context else {
-            return Err(CopyError::NotImplemented {
-                feature: "without a build context",
-            });
+        let (context, origin, ignore) = match &copy.from {
+            Some(from) => {
+                let index = self.stage_index(from)?;
+                let rootfs = self.work_root.join(format!("stage-{index}/rootfs"));
+                (rootfs, format!("stage {from:?}"), None)
+            }
+            None => match &self.settings.context {
+                Some(context) => (
+                    context.clone(),
+                    "the build context".to_owned(),
+                    self.ignore.as_ref(),
+                ),
+                None => {
+                    return Err(CopyError::NotImplemented {
+                        feature: "without a build context",
+                    });
+                }
+            },
         };
-        let (uid, gid) = match &copy.chown {
-            Some(owner) => chown_ids(root, owner)?,
-            None => (0, 0),
+        let owner = match &copy.chown {
+            Some(owner) => Some(chown_ids(root, owner)?),
+            None if copy.from.is_none() => Some((0, 0)),
+            None => None,
         };
         ContextCopy {
-            context,
-            ignore: self.ignore.as_ref(),
+            context: &context,
+            origin,
+            ignore,
             root,
             workdir: runtime.working_dir.as_deref().unwrap_or("/"),
             sources: &copy.sources,
             destination: &copy.destination,
-            uid,
-            gid,
+            owner,
             chmod: copy.chmod.as_deref(),
         }
         .run()
+    }
+
+    /// Finds the stage that `COPY --from` names, by name or by index.
+    fn stage_index(&self, from: &str) -> Result<usize, CopyError> {
+        let by_name = self
+            .plan
+            .stages
+            .iter()
+            .position(|stage| stage.name.as_deref() == Some(&from.to_ascii_lowercase()));
+        let by_index = from
+            .parse::<usize>()
+            .ok()
+            .filter(|index| *index < self.plan.stages.len());
+        by_name.or(by_index).ok_or(CopyError::NotImplemented {
+            // TODO: --from with an image reference, which needs the base
+            // image source and an extracted copy of the image.
+            feature: "--from with an image",
+        })
     }
 
     /// Creates the `WORKDIR` directory and its missing parents inside the

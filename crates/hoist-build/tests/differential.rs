@@ -36,27 +36,35 @@ fn plan_platform() -> PlanPlatform {
     }
 }
 
-/// Builds `dockerfile` with hoist, resolving `base` to the cached layout of
-/// `image` (the image pushed to the registry), and returns the OCI layout.
-fn build_with_hoist(dockerfile: &str, image: BaseImage, base: &str, work: &Path) -> PathBuf {
+/// Builds `dockerfile` with hoist, resolving each reference of `bases` to
+/// the cached layout of its image (the image pushed to the registry), and
+/// returns the OCI layout.
+fn build_with_hoist(
+    dockerfile: &str,
+    bases: &[(String, BaseImage)],
+    build_args: &BTreeMap<String, String>,
+    work: &Path,
+) -> PathBuf {
     let context = work.join("context");
     let parsed = parse(dockerfile, "Dockerfile").expect("parse");
     let typed = instructions(&parsed).expect("typed instructions");
     let options = BuildOptions {
-        build_args: BTreeMap::new(),
+        build_args: build_args.clone(),
         target: None,
         target_platform: plan_platform(),
         build_platform: plan_platform(),
     };
     let plan = resolve("Dockerfile", parsed.escape, &typed, &options).expect("resolve stages");
-    let files = base_image(image).expect("base image");
     let mut source = LayoutSource::default();
-    source.insert(base, files.layout, Some(image.manifest_tag()));
+    for (reference, image) in bases {
+        let files = base_image(*image).expect("base image");
+        source.insert(reference, files.layout, Some(image.manifest_tag()));
+    }
     let settings = BuildSettings {
         file: "Dockerfile".into(),
         work_parent: work.to_path_buf(),
         platform: Platform::linux_amd64(),
-        build_args: BTreeMap::new(),
+        build_args: build_args.clone(),
         compression: hoist_snapshot::Compression::Gzip { level: 6 },
         context: Some(context),
     };
@@ -68,14 +76,19 @@ fn build_with_hoist(dockerfile: &str, image: BaseImage, base: &str, work: &Path)
 }
 
 /// Builds `dockerfile` with buildah and pushes the result to `registry`.
-fn build_with_buildah(dockerfile: &str, registry: &Registry, work: &Path) -> ImageSource {
+fn build_with_buildah(
+    dockerfile: &str,
+    registry: &Registry,
+    extra: &[&str],
+    work: &Path,
+) -> ImageSource {
     let context = work.join("context");
     let file = context.join("Dockerfile");
     std::fs::write(&file, dockerfile).expect("write Dockerfile");
     let buildah = Buildah::new().expect("buildah storage");
     let access = RegistryAccess::of(registry);
     buildah
-        .bud(&context, &file, "localhost/difference:test", &access, &[])
+        .bud(&context, &file, "localhost/difference:test", &access, extra)
         .expect("buildah bud");
     let destination = registry.reference("test/buildah:1");
     buildah
@@ -129,12 +142,39 @@ fn assert_same_with_context(
         std::fs::write(path, content).expect("write context file");
     }
 
-    let hoist_layout = build_with_hoist(&dockerfile, image, &base, work.path());
-    let hoist_source = ImageSource::in_layout(&hoist_layout, "test");
-    let buildah_source = build_with_buildah(&dockerfile, &registry, work.path());
+    let bases = [(base, image)];
+    compare_builds(
+        &registry,
+        work.path(),
+        &dockerfile,
+        &bases,
+        &BTreeMap::new(),
+        exceptions,
+    );
+}
 
-    let hoist_root = work.path().join("hoist-rootfs");
-    let buildah_root = work.path().join("buildah-rootfs");
+/// Builds `dockerfile` in the context `<work>/context` with both tools and
+/// asserts equal trees, apart from Buildah's own mount points and
+/// `exceptions`, and equal config fields.
+fn compare_builds(
+    registry: &Registry,
+    work: &Path,
+    dockerfile: &str,
+    bases: &[(String, BaseImage)],
+    build_args: &BTreeMap<String, String>,
+    exceptions: &[Exception],
+) {
+    let hoist_layout = build_with_hoist(dockerfile, bases, build_args, work);
+    let hoist_source = ImageSource::in_layout(&hoist_layout, "test");
+    let buildah_args: Vec<String> = build_args
+        .iter()
+        .flat_map(|(name, value)| ["--build-arg".to_owned(), format!("{name}={value}")])
+        .collect();
+    let buildah_args: Vec<&str> = buildah_args.iter().map(String::as_str).collect();
+    let buildah_source = build_with_buildah(dockerfile, registry, &buildah_args, work);
+
+    let hoist_root = work.join("hoist-rootfs");
+    let buildah_root = work.join("buildah-rootfs");
     unpack_image(&hoist_source, &hoist_root).expect("unpack hoist image");
     unpack_image(&buildah_source, &buildah_root).expect("unpack buildah image");
     let mut all_exceptions = buildah_mount_points();
@@ -241,4 +281,64 @@ COPY a.txt dir/sub/b.txt /multi/
         (".dockerignore", "dir/ignored.txt\nDockerfile\n"),
     ];
     assert_same_with_context(BaseImage::Busybox, dockerfile, &files, &[]);
+}
+
+/// A multi-stage build like a small project's: ARG before FROM, RUN,
+/// COPY with `.dockerignore`, ENV, WORKDIR, a new user, USER and
+/// `COPY --from` with several sources.
+const SMOKE_DOCKERFILE: &str = "\
+ARG REGISTRY=127.0.0.1:5000
+FROM ${REGISTRY}/base/debian:bookworm AS build
+RUN echo built > /built && dpkg-query -W -f '${Version}' dpkg > /dpkg-version
+COPY src/ /input/
+ENV NAME=smoke MESSAGE=\"two words\"
+WORKDIR /stage
+RUN echo \"$NAME $MESSAGE\" > message.txt && ls -l /input > listing.txt
+RUN useradd -u 1200 -m worker
+USER worker
+RUN id > /tmp/who.txt && cp /tmp/who.txt /home/worker/who.txt
+
+FROM ${REGISTRY}/base/busybox:latest
+COPY --from=build /built /stage/message.txt /home/worker/who.txt /collected/
+COPY --from=build /dpkg-version /collected/
+COPY src/sub /sub-copy
+ENV B=2
+WORKDIR /srv
+USER 65534
+CMD [\"sh\", \"-c\", \"cat /collected/built\"]
+";
+
+#[test]
+fn smoke_build_matches() {
+    let registry = Registry::builder().start().expect("registry");
+    push_base_image(&registry, BaseImage::Busybox).expect("push busybox");
+    push_base_image(&registry, BaseImage::Debian).expect("push debian");
+    let work = tempfile::Builder::new()
+        .prefix("hoist-build-differential-")
+        .tempdir_in("/var/tmp")
+        .expect("temporary directory");
+    let context = work.path().join("context");
+    std::fs::create_dir_all(context.join("src/sub")).expect("create context");
+    std::fs::write(context.join("src/one.txt"), "one\n").expect("write one.txt");
+    std::fs::write(context.join("src/sub/two.txt"), "two\n").expect("write two.txt");
+    std::fs::write(context.join("src/scratch.tmp"), "ignored\n").expect("write scratch.tmp");
+    std::os::unix::fs::symlink("one.txt", context.join("src/link-to-one")).expect("symlink");
+    std::fs::write(context.join(".dockerignore"), "**/*.tmp\n").expect("write .dockerignore");
+
+    let bases: Vec<(String, BaseImage)> = [BaseImage::Debian, BaseImage::Busybox]
+        .into_iter()
+        .map(|image| {
+            let name = format!("{}:{}", image.repository(), image.manifest_tag());
+            (registry.reference(&name), image)
+        })
+        .collect();
+    let build_args = BTreeMap::from([("REGISTRY".to_owned(), registry.host().to_owned())]);
+    compare_builds(
+        &registry,
+        work.path(),
+        SMOKE_DOCKERFILE,
+        &bases,
+        &build_args,
+        &[],
+    );
 }
