@@ -296,6 +296,9 @@ fn base_image(
             .get(index)
             .map(|image| image.derive_child().0)
             .unwrap_or_else(|| Image::scratch(&settings.platform))),
+        // TODO: expand the stage's instructions with the base image's ENV.
+        // The plan is expanded before any base is pulled, so `ENV
+        // PATH=/x:$PATH` on an image base loses the image's PATH today.
         Base::Image(reference) => source
             .resolve(reference, &settings.platform)
             .map(|image| image.derive_child().0)
