@@ -2,4 +2,52 @@
 //!
 //! This crate runs the instructions of a parsed Dockerfile in a root
 //! directory of its own and assembles the resulting layers into an image.
+//! [`stage::build`] runs the stages of a build plan. It extracts each base
+//! into a root under a temporary work directory and records one layer per
+//! instruction that changed files. RUN steps go through [`sandbox`], after
+//! [`run`] builds their command line and environment and [`user`] resolves
+//! `USER` in the image. COPY goes through [`copy`].
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use hoist_build::sandbox::Sandbox;
+//! use hoist_build::stage::{BuildSettings, LayoutSource, build};
+//! use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform, resolve};
+//! use hoist_image::{ManifestFormat, Platform, write_oci_layout};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let parsed = hoist_dockerfile::parser::parse("FROM base\nRUN echo hi > /hi\n", "Dockerfile")?;
+//! let typed = hoist_dockerfile::instructions::instructions(&parsed)?;
+//! let platform = PlanPlatform { os: "linux".into(), architecture: "amd64".into(), variant: String::new() };
+//! let options = BuildOptions {
+//!     build_args: BTreeMap::new(),
+//!     target: None,
+//!     target_platform: platform.clone(),
+//!     build_platform: platform,
+//! };
+//! let plan = resolve("Dockerfile", parsed.escape, &typed, &options)?;
+//!
+//! let mut source = LayoutSource::default();
+//! source.insert("base", "/var/tmp/base-layout".into(), Some("latest"));
+//! let settings = BuildSettings {
+//!     file: "Dockerfile".into(),
+//!     work_parent: "/var/tmp".into(),
+//!     platform: Platform::linux_amd64(),
+//!     build_args: BTreeMap::new(),
+//!     compression: hoist_snapshot::Compression::Gzip { level: 6 },
+//!     context: Some("/path/to/context".into()),
+//! };
+//! let output = build(&plan, &settings, &Sandbox::locate()?, &source)?;
+//! let layout = std::path::Path::new("/var/tmp/out");
+//! write_oci_layout(&output.image, ManifestFormat::Oci, layout, &["latest"])?;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
+
+pub mod copy;
+mod metadata;
+pub mod run;
+pub mod sandbox;
+pub mod stage;
+pub mod user;
