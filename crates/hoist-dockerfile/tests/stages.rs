@@ -199,3 +199,46 @@ fn doubling_env_value_stops_at_limit() {
     };
     assert_eq!(expand.kind, ExpandErrorKind::ResultTooLong);
 }
+
+#[test]
+fn twenty_thousand_env_names_resolve() {
+    let count = 20_000;
+    let mut text = String::from("FROM scratch\n");
+    for index in 0..count {
+        text.push_str(&format!("ENV A{index}={index}\n"));
+    }
+    text.push_str("ENV A0=again\nWORKDIR /$A0/$A19999\n");
+    let plan = plan(&text, &options(&[], None)).unwrap();
+    let env = &plan.stages[0].env;
+    assert_eq!(env.len(), count);
+    assert_eq!(env[0].name, "A0");
+    assert_eq!(env[0].value.as_deref(), Some("again"));
+    assert_eq!(env[count - 1].name, "A19999");
+    let last = plan.stages[0].instructions.last().unwrap();
+    let InstructionKind::Workdir(workdir) = &last.kind else {
+        panic!("expected WORKDIR, got {last:?}");
+    };
+    assert_eq!(workdir.value, "/again/19999");
+}
+
+#[test]
+fn hundred_thousand_chained_stages_resolve() {
+    let count = 100_000;
+    let mut text = String::from("FROM scratch AS s0\n");
+    for index in 1..count {
+        text.push_str(&format!("FROM s{} AS s{index}\n", index - 1));
+    }
+    let plan = plan(&text, &options(&[], None)).unwrap();
+    assert_eq!(plan.stages.len(), count);
+    assert_eq!(plan.stages[count - 1].base, Base::Stage(count - 2));
+    assert_eq!(plan.needed.len(), count);
+}
+
+#[test]
+fn stage_names_match_ignoring_case() {
+    let text = "FROM scratch AS Base\nFROM BASE\nCOPY --from=bAsE /a /b\n";
+    let plan = plan(text, &options(&[], None)).unwrap();
+    assert_eq!(plan.stages[1].base, Base::Stage(0));
+    assert!(plan.stages[1].dependencies.contains(&0));
+    assert!(plan.stages[1].image_references.is_empty());
+}

@@ -1,7 +1,7 @@
 //! The resolver: walks the instructions once, keeping ARG and ENV scopes,
 //! expanding values and recording stage dependencies.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
     Base, BuildOptions, BuildPlan, PROXY_ARGS, Stage, StageError, StageErrorKind, Variable,
@@ -10,7 +10,7 @@ use super::{
 use crate::instructions::{
     ArgInstruction, FromInstruction, Instruction, InstructionKind, Pair, Pairs, Text, Words,
 };
-use crate::shell::Lexer;
+use crate::shell::{Env, Lexer};
 
 type Step<T> = Result<T, StageErrorKind>;
 
@@ -19,39 +19,68 @@ pub(super) struct Resolver<'a> {
     lexer: Lexer,
     options: &'a BuildOptions,
     /// Global ARGs in declaration order.
-    global_args: Vec<Variable>,
+    global_args: Variables,
     /// Values usable in `FROM` and as fallbacks of stage ARGs: the platform
     /// args and the global ARGs that have a value.
     global_scope: BTreeMap<String, String>,
     /// Every ARG name declared anywhere, to find unused build args.
     declared: BTreeSet<String>,
     stages: Vec<Stage>,
+    /// Stage indexes by ASCII-lowercased name, so that a lookup does not scan
+    /// every earlier stage.
+    stage_names: HashMap<String, usize>,
 }
 
-/// The ARG and ENV scope of the stage being resolved.
-struct Scope {
-    args: Vec<Variable>,
-    env: Vec<Variable>,
+/// Variables in declaration order, with an index by name so that a lookup
+/// or an update costs one hash probe instead of a scan of the list.
+#[derive(Default)]
+struct Variables {
+    list: Vec<Variable>,
+    positions: HashMap<String, usize>,
 }
 
-impl Scope {
-    /// Returns the variables for expansion: ARGs with a value, then ENV,
-    /// which wins over an ARG of the same name.
-    fn values(&self) -> BTreeMap<String, String> {
-        let mut values = BTreeMap::new();
-        for variable in self.args.iter().chain(&self.env) {
-            if let Some(value) = &variable.value {
-                values.insert(variable.name.clone(), value.clone());
+impl Variables {
+    fn from_list(list: Vec<Variable>) -> Self {
+        let mut variables = Self::default();
+        for variable in list {
+            variables.set(variable.name, variable.value);
+        }
+        variables
+    }
+
+    fn get(&self, name: &str) -> Option<&Variable> {
+        self.positions
+            .get(name)
+            .map(|&position| &self.list[position])
+    }
+
+    /// Sets `name` to `value`. A name set again keeps its first position.
+    fn set(&mut self, name: String, value: Option<String>) {
+        match self.positions.get(&name) {
+            Some(&position) => self.list[position].value = value,
+            None => {
+                self.positions.insert(name.clone(), self.list.len());
+                self.list.push(Variable { name, value });
             }
         }
-        values
     }
 }
 
-fn set(variables: &mut Vec<Variable>, name: String, value: Option<String>) {
-    match variables.iter_mut().find(|variable| variable.name == name) {
-        Some(variable) => variable.value = value,
-        None => variables.push(Variable { name, value }),
+/// The ARG and ENV scope of the stage being resolved.
+#[derive(Default)]
+struct Scope {
+    args: Variables,
+    env: Variables,
+}
+
+/// Looks a name up for expansion: ENV wins over an ARG of the same name, and
+/// an ARG declared without a value is unset.
+impl Env for Scope {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .or_else(|| self.args.get(name))
+            .and_then(|variable| variable.value.as_deref())
     }
 }
 
@@ -61,10 +90,11 @@ impl<'a> Resolver<'a> {
             file,
             lexer,
             options,
-            global_args: Vec::new(),
+            global_args: Variables::default(),
             global_scope: platform_args(options).into_iter().collect(),
             declared: BTreeSet::new(),
             stages: Vec::new(),
+            stage_names: HashMap::new(),
         }
     }
 
@@ -105,7 +135,7 @@ impl<'a> Resolver<'a> {
         let needed = self.needed(target);
         let warnings = self.unused_build_args();
         Ok(BuildPlan {
-            global_args: std::mem::take(&mut self.global_args),
+            global_args: std::mem::take(&mut self.global_args).list,
             stages: std::mem::take(&mut self.stages),
             target,
             needed,
@@ -113,7 +143,7 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn expand_word(&self, word: &str, scope: &BTreeMap<String, String>) -> Step<String> {
+    fn expand_word(&self, word: &str, scope: &dyn Env) -> Step<String> {
         Ok(self.lexer.process_word(word, scope)?)
     }
 
@@ -131,7 +161,7 @@ impl<'a> Resolver<'a> {
                 self.global_scope
                     .insert(declaration.name.clone(), value.clone());
             }
-            set(&mut self.global_args, declaration.name.clone(), value);
+            self.global_args.set(declaration.name.clone(), value);
         }
         Ok(())
     }
@@ -150,13 +180,10 @@ impl<'a> Resolver<'a> {
             .map_err(|kind| self.error(from.start_line, kind))?;
         let mut scope = match stage.base {
             Base::Stage(base) => Scope {
-                args: self.stages[base].args.clone(),
-                env: self.stages[base].env.clone(),
+                args: Variables::from_list(self.stages[base].args.clone()),
+                env: Variables::from_list(self.stages[base].env.clone()),
             },
-            _ => Scope {
-                args: Vec::new(),
-                env: Vec::new(),
-            },
+            _ => Scope::default(),
         };
         for instruction in body {
             let kind = self
@@ -168,8 +195,12 @@ impl<'a> Resolver<'a> {
                 kind,
             });
         }
-        stage.args = scope.args;
-        stage.env = scope.env;
+        stage.args = scope.args.list;
+        stage.env = scope.env.list;
+        if let Some(name) = &stage.name {
+            self.stage_names
+                .insert(name.to_ascii_lowercase(), stage.index);
+        }
         self.stages.push(stage);
         Ok(())
     }
@@ -216,12 +247,7 @@ impl<'a> Resolver<'a> {
 
     /// Finds an earlier stage by name, ignoring ASCII case.
     fn stage_by_name(&self, name: &str) -> Option<usize> {
-        self.stages.iter().position(|stage| {
-            stage
-                .name
-                .as_deref()
-                .is_some_and(|own| own.eq_ignore_ascii_case(name))
-        })
+        self.stage_names.get(&name.to_ascii_lowercase()).copied()
     }
 
     /// Records what a `--from` reference points at: an earlier stage, by
@@ -242,24 +268,20 @@ impl<'a> Resolver<'a> {
         Ok(())
     }
 
-    fn expand_option(
-        &self,
-        value: Option<&String>,
-        scope: &BTreeMap<String, String>,
-    ) -> Step<Option<String>> {
+    fn expand_option(&self, value: Option<&String>, scope: &dyn Env) -> Step<Option<String>> {
         value
             .map(|value| self.expand_word(value, scope))
             .transpose()
     }
 
-    fn expand_all(&self, values: &[String], scope: &BTreeMap<String, String>) -> Step<Vec<String>> {
+    fn expand_all(&self, values: &[String], scope: &dyn Env) -> Step<Vec<String>> {
         values
             .iter()
             .map(|value| self.expand_word(value, scope))
             .collect()
     }
 
-    fn expand_pairs(&self, pairs: &Pairs, scope: &BTreeMap<String, String>) -> Step<Vec<Pair>> {
+    fn expand_pairs(&self, pairs: &Pairs, scope: &dyn Env) -> Step<Vec<Pair>> {
         pairs
             .pairs
             .iter()
@@ -278,11 +300,11 @@ impl<'a> Resolver<'a> {
             let value = match self.options.build_args.get(&declaration.name) {
                 Some(value) => Some(value.clone()),
                 None => match &declaration.default {
-                    Some(default) => Some(self.expand_word(default, &scope.values())?),
+                    Some(default) => Some(self.expand_word(default, scope)?),
                     None => self.global_scope.get(&declaration.name).cloned(),
                 },
             };
-            set(&mut scope.args, declaration.name.clone(), value);
+            scope.args.set(declaration.name.clone(), value);
         }
         Ok(())
     }
@@ -295,10 +317,9 @@ impl<'a> Resolver<'a> {
         scope: &mut Scope,
         stage: &mut Stage,
     ) -> Step<InstructionKind> {
-        let values = scope.values();
-        let text = |resolver: &Self, text: &Text| -> Step<Text> {
+        let text = |resolver: &Self, scope: &Scope, text: &Text| -> Step<Text> {
             Ok(Text {
-                value: resolver.expand_word(&text.value, &values)?,
+                value: resolver.expand_word(&text.value, scope)?,
             })
         };
         Ok(match kind {
@@ -307,66 +328,68 @@ impl<'a> Resolver<'a> {
                 kind.clone()
             }
             InstructionKind::Env(pairs) => {
-                let pairs = self.expand_pairs(pairs, &values)?;
+                let pairs = self.expand_pairs(pairs, &*scope)?;
                 for pair in &pairs {
-                    set(&mut scope.env, pair.key.clone(), Some(pair.value.clone()));
+                    scope.env.set(pair.key.clone(), Some(pair.value.clone()));
                 }
                 InstructionKind::Env(Pairs { pairs })
             }
             InstructionKind::Label(pairs) => InstructionKind::Label(Pairs {
-                pairs: self.expand_pairs(pairs, &values)?,
+                pairs: self.expand_pairs(pairs, &*scope)?,
             }),
             InstructionKind::Copy(copy) => {
                 let mut copy = copy.clone();
-                copy.from = self.expand_option(copy.from.as_ref(), &values)?;
+                copy.from = self.expand_option(copy.from.as_ref(), &*scope)?;
                 if let Some(from) = &copy.from {
                     self.add_reference(from, stage)?;
                 }
-                copy.chown = self.expand_option(copy.chown.as_ref(), &values)?;
-                copy.chmod = self.expand_option(copy.chmod.as_ref(), &values)?;
-                copy.sources = self.expand_all(&copy.sources, &values)?;
-                copy.destination = self.expand_word(&copy.destination, &values)?;
-                copy.exclude = self.expand_all(&copy.exclude, &values)?;
+                copy.chown = self.expand_option(copy.chown.as_ref(), &*scope)?;
+                copy.chmod = self.expand_option(copy.chmod.as_ref(), &*scope)?;
+                copy.sources = self.expand_all(&copy.sources, &*scope)?;
+                copy.destination = self.expand_word(&copy.destination, &*scope)?;
+                copy.exclude = self.expand_all(&copy.exclude, &*scope)?;
                 // TODO: expand heredoc bodies whose delimiter was unquoted;
                 // BuildKit's exact lexer settings for bodies are not checked yet.
                 InstructionKind::Copy(copy)
             }
             InstructionKind::Add(add) => {
                 let mut add = add.clone();
-                add.chown = self.expand_option(add.chown.as_ref(), &values)?;
-                add.chmod = self.expand_option(add.chmod.as_ref(), &values)?;
-                add.checksum = self.expand_option(add.checksum.as_ref(), &values)?;
-                add.sources = self.expand_all(&add.sources, &values)?;
-                add.destination = self.expand_word(&add.destination, &values)?;
-                add.exclude = self.expand_all(&add.exclude, &values)?;
+                add.chown = self.expand_option(add.chown.as_ref(), &*scope)?;
+                add.chmod = self.expand_option(add.chmod.as_ref(), &*scope)?;
+                add.checksum = self.expand_option(add.checksum.as_ref(), &*scope)?;
+                add.sources = self.expand_all(&add.sources, &*scope)?;
+                add.destination = self.expand_word(&add.destination, &*scope)?;
+                add.exclude = self.expand_all(&add.exclude, &*scope)?;
                 InstructionKind::Add(add)
             }
             InstructionKind::Run(run) => {
                 let mut run = run.clone();
                 for mount in &mut run.mounts {
-                    mount.from = self.expand_option(mount.from.as_ref(), &values)?;
+                    mount.from = self.expand_option(mount.from.as_ref(), &*scope)?;
                     if let Some(from) = &mount.from {
                         self.add_reference(from, stage)?;
                     }
-                    mount.source = self.expand_option(mount.source.as_ref(), &values)?;
-                    mount.target = self.expand_option(mount.target.as_ref(), &values)?;
-                    mount.id = self.expand_option(mount.id.as_ref(), &values)?;
+                    mount.source = self.expand_option(mount.source.as_ref(), &*scope)?;
+                    mount.target = self.expand_option(mount.target.as_ref(), &*scope)?;
+                    mount.id = self.expand_option(mount.id.as_ref(), &*scope)?;
                 }
                 InstructionKind::Run(run)
             }
             InstructionKind::Expose(words) => {
                 let mut ports = Vec::new();
                 for word in &words.values {
-                    ports.extend(self.lexer.process_words(word, &values)?);
+                    ports.extend(self.lexer.process_words(word, &*scope)?);
                 }
                 InstructionKind::Expose(Words { values: ports })
             }
             InstructionKind::Volume(words) => InstructionKind::Volume(Words {
-                values: self.expand_all(&words.values, &values)?,
+                values: self.expand_all(&words.values, &*scope)?,
             }),
-            InstructionKind::User(value) => InstructionKind::User(text(self, value)?),
-            InstructionKind::Workdir(value) => InstructionKind::Workdir(text(self, value)?),
-            InstructionKind::Stopsignal(value) => InstructionKind::Stopsignal(text(self, value)?),
+            InstructionKind::User(value) => InstructionKind::User(text(self, scope, value)?),
+            InstructionKind::Workdir(value) => InstructionKind::Workdir(text(self, scope, value)?),
+            InstructionKind::Stopsignal(value) => {
+                InstructionKind::Stopsignal(text(self, scope, value)?)
+            }
             // The shell expands commands at run time; the rest has no values.
             _ => kind.clone(),
         })
@@ -399,5 +422,38 @@ impl<'a> Resolver<'a> {
             .filter(|name| !self.declared.contains(*name) && !PROXY_ARGS.contains(&name.as_str()))
             .map(|name| format!("build arg {name:?} was not consumed: no ARG declares it"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_index_every_name_once() {
+        let mut variables = Variables::default();
+        for index in 0..20_000 {
+            variables.set(format!("A{index}"), Some(index.to_string()));
+        }
+        variables.set("A0".to_owned(), Some("again".to_owned()));
+        assert_eq!(variables.list.len(), 20_000);
+        assert_eq!(variables.positions.len(), 20_000);
+        assert_eq!(variables.positions.get("A19999"), Some(&19_999));
+        assert_eq!(variables.list[0].value.as_deref(), Some("again"));
+    }
+
+    #[test]
+    fn scope_env_wins_over_arg() {
+        let mut scope = Scope::default();
+        scope.args.set("NAME".to_owned(), Some("arg".to_owned()));
+        scope
+            .args
+            .set("ONLY_ARG".to_owned(), Some("arg".to_owned()));
+        scope.args.set("UNSET".to_owned(), None);
+        scope.env.set("NAME".to_owned(), Some("env".to_owned()));
+        assert_eq!(scope.lookup("NAME"), Some("env"));
+        assert_eq!(scope.lookup("ONLY_ARG"), Some("arg"));
+        assert_eq!(scope.lookup("UNSET"), None);
+        assert_eq!(scope.lookup("MISSING"), None);
     }
 }
