@@ -3,6 +3,7 @@
 //! BuildKit's format.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -33,14 +34,14 @@ enum Command {
         /// The Dockerfile.
         file: PathBuf,
         /// Sets a build argument, as `NAME=VALUE`; repeatable.
-        #[arg(long = "build-arg", value_name = "NAME=VALUE")]
-        build_args: Vec<String>,
+        #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
+        build_args: Vec<(String, String)>,
         /// Builds this stage instead of the last one.
         #[arg(long)]
         target: Option<String>,
         /// Platform to build for, as `os/arch[/variant]` (default: this machine's).
-        #[arg(long)]
-        platform: Option<String>,
+        #[arg(long, value_parser = parse_platform)]
+        platform: Option<Platform>,
     },
     /// Prints the raw parse tree in BuildKit's dump format, one line per
     /// instruction.
@@ -68,7 +69,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             build_args,
             target,
             platform,
-        } => print_json(&file, &build_args, target, platform.as_deref()),
+        } => print_json(&file, &build_args, target, platform),
         Command::Dump { file } => {
             let text = read_text(&file)?;
             match parse(&text, &file.display().to_string()) {
@@ -82,10 +83,30 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Maximum size of a Dockerfile that the command reads, 16 MiB. The limit is
+/// generous because it only keeps a device such as `/dev/zero` or a huge file
+/// from filling memory.
+const MAX_DOCKERFILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads at most [`MAX_DOCKERFILE_BYTES`] of `path` as UTF-8 text.
 fn read_text(path: &Path) -> anyhow::Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-    String::from_utf8(bytes).with_context(|| format!("{} is not valid UTF-8", path.display()))
+    let file =
+        std::fs::File::open(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DOCKERFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_DOCKERFILE_BYTES {
+        bail!(
+            "{}: file is larger than the limit of {MAX_DOCKERFILE_BYTES} bytes (16 MiB)",
+            path.display()
+        );
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&byte| byte == b'\n').count() + 1;
+        anyhow::anyhow!("{}:{line}: invalid UTF-8", path.display())
+    })
 }
 
 /// Prints a Dockerfile error as `FILE:LINE: message` and returns exit code 1.
@@ -105,7 +126,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         Ok(typed) => typed,
         Err(error) => return Ok(report(&error)),
     };
-    let options = build_options(&[], None, None)?;
+    let options = build_options(&[], None, None);
     if let Err(error) = resolve(&name, dockerfile.escape, &typed, &options) {
         return Ok(report(&error));
     }
@@ -117,9 +138,9 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 
 fn print_json(
     path: &Path,
-    build_args: &[String],
+    build_args: &[(String, String)],
     target: Option<String>,
-    platform: Option<&str>,
+    platform: Option<Platform>,
 ) -> anyhow::Result<ExitCode> {
     let text = read_text(path)?;
     let name = path.display().to_string();
@@ -131,7 +152,7 @@ fn print_json(
         Ok(typed) => typed,
         Err(error) => return Ok(report(&error)),
     };
-    let options = build_options(build_args, target, platform)?;
+    let options = build_options(build_args, target, platform);
     let plan = match resolve(&name, dockerfile.escape, &typed, &options) {
         Ok(plan) => plan,
         Err(error) => return Ok(report(&error)),
@@ -147,39 +168,41 @@ fn print_json(
 }
 
 fn build_options(
-    build_args: &[String],
+    build_args: &[(String, String)],
     target: Option<String>,
-    platform: Option<&str>,
-) -> anyhow::Result<BuildOptions> {
-    let mut values = BTreeMap::new();
-    for pair in build_args {
-        let Some((name, value)) = pair.split_once('=') else {
-            bail!("invalid --build-arg {pair:?}: expected NAME=VALUE");
-        };
-        values.insert(name.to_owned(), value.to_owned());
-    }
+    platform: Option<Platform>,
+) -> BuildOptions {
     let host = host_platform();
-    let target_platform = match platform {
-        Some(specifier) => parse_platform(specifier)?,
-        None => host.clone(),
-    };
-    Ok(BuildOptions {
-        build_args: values,
+    BuildOptions {
+        build_args: build_args.iter().cloned().collect::<BTreeMap<_, _>>(),
         target,
-        target_platform,
+        target_platform: platform.unwrap_or_else(|| host.clone()),
         build_platform: host,
-    })
+    }
 }
 
-fn parse_platform(specifier: &str) -> anyhow::Result<Platform> {
+/// Parses a `--build-arg` value as `NAME=VALUE` with a non-empty name. clap
+/// reports an error as a usage error, with exit code 2.
+fn parse_build_arg(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        Some(_) => Err("the name is empty: expected NAME=VALUE".to_owned()),
+        None => Err("missing '=': expected NAME=VALUE".to_owned()),
+    }
+}
+
+/// Parses a `--platform` value. clap reports an error as a usage error, with
+/// exit code 2.
+fn parse_platform(specifier: &str) -> Result<Platform, String> {
+    const EXPECTED: &str = "expected os/arch or os/arch/variant";
     let parts: Vec<&str> = specifier.split('/').collect();
     let (os, architecture, variant) = match parts[..] {
         [os, architecture] => (os, architecture, ""),
         [os, architecture, variant] => (os, architecture, variant),
-        _ => bail!("invalid --platform {specifier:?}: expected os/arch or os/arch/variant"),
+        _ => return Err(EXPECTED.to_owned()),
     };
     if os.is_empty() || architecture.is_empty() {
-        bail!("invalid --platform {specifier:?}: expected os/arch or os/arch/variant");
+        return Err(EXPECTED.to_owned());
     }
     Ok(Platform {
         os: os.to_owned(),

@@ -126,3 +126,85 @@ fn missing_file_is_reported() {
             "failed to read /nonexistent/hoist/Dockerfile",
         ));
 }
+
+#[test]
+fn oversized_file_is_rejected() {
+    let directory = tempfile::tempdir().unwrap();
+    let limit = 16 * 1024 * 1024;
+    let text = format!("FROM scratch\n{}", "#".repeat(limit));
+    let file = write_dockerfile(&directory, &text);
+    command()
+        .arg("check")
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "{}: file is larger than the limit of {limit} bytes",
+            file.display()
+        )));
+}
+
+#[test]
+fn file_at_size_limit_is_read() {
+    let directory = tempfile::tempdir().unwrap();
+    let header = "FROM scratch\n";
+    let limit = 16 * 1024 * 1024;
+    let comment = format!("#{}\n", "x".repeat(1022));
+    let mut text = String::from(header);
+    text.push_str(&comment.repeat((limit - header.len()) / comment.len()));
+    text.push_str(&"\n".repeat(limit - text.len()));
+    assert_eq!(text.len(), limit);
+    let file = write_dockerfile(&directory, &text);
+    command().arg("check").arg(&file).assert().success();
+}
+
+#[test]
+fn invalid_utf8_names_file_and_line() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("Dockerfile");
+    std::fs::write(&file, b"FROM scratch\nLABEL a=b\nRUN echo \xff\n").unwrap();
+    command()
+        .arg("check")
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "{}:3: invalid UTF-8",
+            file.display()
+        )));
+}
+
+#[test]
+fn invalid_options_are_usage_errors() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = write_dockerfile(&directory, "FROM scratch\n");
+    let cases = [
+        (["--build-arg", "NOEQ"], "missing '='"),
+        (["--build-arg", "=v"], "the name is empty"),
+        (["--platform", "bogus"], "expected os/arch"),
+    ];
+    for (options, message) in cases {
+        command()
+            .arg("json")
+            .arg(&file)
+            .args(options)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+    }
+}
+
+#[test]
+fn build_arg_value_may_contain_equals() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = write_dockerfile(&directory, "FROM scratch\nARG A\nENV B=$A\n");
+    let output = command()
+        .arg("json")
+        .arg(&file)
+        .args(["--build-arg", "A=x=y"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["plan"]["stages"][0]["env"][0]["value"], "x=y");
+}
