@@ -38,10 +38,10 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 echo "install-deps: apt-get install ${missing[*]}" >&2
 log=$(mktemp)
-if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+if ! apt-get install -y -q "${missing[@]}" >"$log" 2>&1; then
   # The package lists may be missing or stale on a new machine.
   apt-get update -q >>"$log" 2>&1 || true
-  if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+  if ! apt-get install -y -q "${missing[@]}" >>"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     echo "install-deps: apt-get install failed" >&2
