@@ -3,7 +3,7 @@
 
 mod progress;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,9 +13,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use hoist_auth::{Environment, Keychain};
 use hoist_image::{LoadedImage, read_docker_archive, read_oci_layout};
+use hoist_registry::cli::TransportArgs;
 use hoist_registry::{
-    Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference, TransportOptions,
-    UploadMode, parse_client_certificate, parse_registry_certificate,
+    Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference, UploadMode,
 };
 
 /// Command-line arguments.
@@ -43,47 +43,6 @@ struct Args {
     digest_file: Option<PathBuf>,
     #[command(flatten)]
     transport: TransportArgs,
-}
-
-/// Transport options, named as in Kaniko so that existing CI jobs carry over.
-#[derive(Debug, clap::Args)]
-struct TransportArgs {
-    /// Use plain HTTP for every registry.
-    #[arg(long)]
-    insecure: bool,
-    /// Use plain HTTP for this registry (host or host:port); repeatable.
-    #[arg(long, value_name = "HOST")]
-    insecure_registry: Vec<String>,
-    /// Accept any TLS certificate from every registry.
-    #[arg(long)]
-    skip_tls_verify: bool,
-    /// Accept any TLS certificate from this registry; repeatable.
-    #[arg(long, value_name = "HOST")]
-    skip_tls_verify_registry: Vec<String>,
-    /// Trust the CA certificates in PATH (PEM) for HOST; repeatable.
-    #[arg(long, value_name = "HOST=PATH", value_parser = parse_registry_certificate)]
-    registry_certificate: Vec<(String, PathBuf)>,
-    /// Present the client certificate CERT with key KEY (both PEM) to HOST; repeatable.
-    #[arg(long, value_name = "HOST=CERT,KEY", value_parser = parse_client_certificate)]
-    registry_client_cert: Vec<(String, (PathBuf, PathBuf))>,
-}
-
-impl TransportArgs {
-    fn options(&self) -> TransportOptions {
-        TransportOptions {
-            insecure: self.insecure,
-            insecure_registries: self
-                .insecure_registry
-                .iter()
-                .cloned()
-                .collect::<BTreeSet<_>>(),
-            skip_tls_verify: self.skip_tls_verify,
-            skip_tls_verify_registries: self.skip_tls_verify_registry.iter().cloned().collect(),
-            registry_certificates: self.registry_certificate.iter().cloned().collect(),
-            client_certificates: self.registry_client_cert.iter().cloned().collect(),
-            read_timeout: None,
-        }
-    }
 }
 
 fn main() -> ExitCode {

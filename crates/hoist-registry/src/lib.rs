@@ -25,6 +25,8 @@
 
 mod api;
 mod auth;
+#[cfg(feature = "clap")]
+pub mod cli;
 mod client;
 mod error;
 mod progress;

@@ -9,7 +9,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The wait after the first failure; each later wait doubles it.
     pub initial_backoff: Duration,
-    /// The longest wait, which also caps a `Retry-After` from the registry.
+    /// The maximum wait, which also caps a `Retry-After` from the registry.
     pub max_backoff: Duration,
 }
 
