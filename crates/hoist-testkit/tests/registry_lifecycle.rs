@@ -191,11 +191,16 @@ fn anonymous_token_registry_issues_to_anyone() {
     assert_eq!(registry.tokens_issued(), 1);
 }
 
+/// Lifetime of the token in the expiry test. JWT times are whole seconds, so
+/// a token can expire up to a second early; a one-second lifetime made the
+/// first use fail on a loaded machine.
+const TOKEN_LIFETIME_SECS: u64 = 4;
+
 #[test]
 fn expired_token_is_rejected() {
     let registry = Registry::builder()
         .token(USER, PASS)
-        .token_lifetime(Duration::from_secs(1))
+        .token_lifetime(Duration::from_secs(TOKEN_LIFETIME_SECS))
         .exact_token_expiry()
         .start()
         .unwrap();
@@ -213,7 +218,7 @@ fn expired_token_is_rejected() {
         .unwrap();
     let body: serde_json::Value =
         serde_json::from_str(&token_response.into_body().read_to_string().unwrap()).unwrap();
-    assert_eq!(body["expires_in"], 1);
+    assert_eq!(body["expires_in"], TOKEN_LIFETIME_SECS);
     let bearer = format!("Bearer {}", body["token"].as_str().unwrap());
 
     let url = format!("{}/v2/", registry.url());
@@ -224,7 +229,7 @@ fn expired_token_is_rejected() {
         .call()
         .unwrap();
     assert_eq!(fresh.status(), 200);
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_secs(TOKEN_LIFETIME_SECS + 1));
     let stale = client
         .agent()
         .get(&url)
