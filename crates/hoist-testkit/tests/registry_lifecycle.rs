@@ -192,8 +192,8 @@ fn anonymous_token_registry_issues_to_anyone() {
 }
 
 /// Lifetime of the token in the expiry test. JWT times are whole seconds, so
-/// a token can expire up to a second early; a one-second lifetime made the
-/// first use fail on a loaded machine.
+/// a token can expire up to a second early. With a one-second lifetime, the
+/// first use failed on a loaded machine.
 const TOKEN_LIFETIME_SECS: u64 = 4;
 
 #[test]
