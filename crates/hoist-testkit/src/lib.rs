@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod buildah;
+pub mod builder_image;
 mod certs;
 pub mod client;
 pub mod compare;
