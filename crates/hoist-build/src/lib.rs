@@ -56,6 +56,7 @@
 #![deny(missing_docs)]
 
 pub mod bases;
+pub mod cleanup;
 pub mod copy;
 mod metadata;
 pub mod run;

@@ -15,6 +15,7 @@ use hoist_dockerfile::stages::{Base, BuildPlan, Stage};
 use hoist_image::{Digest, History, Image, Layer, Platform};
 use hoist_snapshot::{ApplyOptions, Compression, LayerOptions};
 
+use crate::cleanup::{WorkDirGuard, is_cancelled};
 use crate::copy::{ContextCopy, CopyError};
 use crate::run::{RunContext, RunError, run_instruction};
 use crate::sandbox::{MountPointStubs, Sandbox};
@@ -117,6 +118,14 @@ pub enum BuildError {
     /// A RUN step failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// A signal cancelled the build before the instruction at `line`.
+    #[error("{file}:{line}: build cancelled")]
+    Cancelled {
+        /// The Dockerfile name.
+        file: String,
+        /// 1-based line of the instruction that did not run.
+        line: usize,
+    },
     /// The snapshot of a whole stage could not be taken or applied.
     #[error("failed to snapshot stage {stage}: {message}")]
     StageSnapshot {
@@ -200,14 +209,23 @@ pub struct BuildSettings {
 pub struct BuildOutput {
     /// The image of the target stage.
     pub image: Image,
-    work_dir: tempfile::TempDir,
+    work_dir: WorkDir,
 }
 
 impl BuildOutput {
     /// Returns the work directory.
     pub fn work_dir(&self) -> &Path {
-        self.work_dir.path()
+        self.work_dir.dir.path()
     }
+}
+
+/// A temporary work directory that a signal's cleanup removes too.
+#[derive(Debug)]
+struct WorkDir {
+    /// Dropped first, so that the directory is gone before the guard tells
+    /// the signal thread that it is.
+    dir: tempfile::TempDir,
+    _guard: WorkDirGuard,
 }
 
 /// Builds the stages that `plan`'s target needs, in order, and returns the
@@ -222,13 +240,18 @@ pub fn build(
         let path = path.to_path_buf();
         move |source| BuildError::WorkDir { path, source }
     };
-    let work_dir = tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix("hoist-build-")
         .tempdir_in(&settings.work_parent)
         .map_err(work_error(&settings.work_parent))?;
-    // TODO: remove the work directory on Ctrl-C too. Dropping the TempDir
-    // covers success and failure only, and the binary owns signal handling.
-    let blobs = work_dir.path().join("blobs");
+    // Removed on drop after success or failure, and by
+    // `cleanup::install_signal_handler` on SIGINT and SIGTERM.
+    let work_dir = WorkDir {
+        _guard: WorkDirGuard::register(dir.path()),
+        dir,
+    };
+    let work_dir_path = work_dir.dir.path().to_path_buf();
+    let blobs = work_dir_path.join("blobs");
     std::fs::create_dir(&blobs).map_err(work_error(&blobs))?;
 
     let ignore = read_ignore_file(settings)?;
@@ -238,11 +261,11 @@ pub fn build(
         let base = base_image(stage, &images, settings, source)?;
         let executor = StageExecutor {
             plan,
-            work_root: work_dir.path().to_path_buf(),
+            work_root: work_dir_path.clone(),
             ignore: ignore.clone(),
             settings,
             sandbox,
-            stage_dir: work_dir.path().join(format!("stage-{index}")),
+            stage_dir: work_dir_path.join(format!("stage-{index}")),
             blobs: blobs.clone(),
         };
         let image = executor.run(stage, base)?;
@@ -375,6 +398,12 @@ impl StageExecutor<'_> {
             last_file_step: None,
         };
         for instruction in &stage.instructions {
+            if is_cancelled() {
+                return Err(BuildError::Cancelled {
+                    file: self.settings.file.clone(),
+                    line: instruction.start_line,
+                });
+            }
             self.execute(instruction, &mut state, &mut snapshots, &root, &scratch)?;
         }
         self.finish_single_snapshot(&mut snapshots, &mut state, first_entry)

@@ -234,6 +234,7 @@ impl Sandbox {
             .stdout(writer.try_clone().map_err(spawn_error)?)
             .stderr(writer);
         let mut child = command.spawn().map_err(spawn_error)?;
+        let _registered = crate::cleanup::ChildGuard::register(child.id());
         // The command's end of the pipe must be closed here, so that the
         // reader sees the end of the output when the sandbox exits.
         drop(command);
