@@ -222,8 +222,8 @@ impl BuildOutput {
 /// A temporary work directory that a signal's cleanup removes too.
 #[derive(Debug)]
 struct WorkDir {
-    /// Dropped first, so that the directory is gone before the guard tells
-    /// the signal thread that it is.
+    /// Dropped first, so that the directory is gone before the guard
+    /// releases it to the signal thread.
     dir: tempfile::TempDir,
     _guard: WorkDirGuard,
 }
