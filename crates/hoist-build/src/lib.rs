@@ -46,6 +46,7 @@
 //!     compression: hoist_snapshot::Compression::Gzip { level: 6 },
 //!     context: Some("/path/to/context".into()),
 //!     snapshot: Default::default(),
+//!     run_mounts: Default::default(),
 //! };
 //! let output = build(&planned.plan, &settings, &Sandbox::locate()?, &planned.bases)?;
 //! let layout = std::path::Path::new("/var/tmp/out");
@@ -60,6 +61,7 @@ pub mod cleanup;
 pub mod copy;
 mod metadata;
 pub mod run;
+pub mod run_mounts;
 pub mod sandbox;
 pub mod snapshot;
 pub mod stage;

@@ -18,6 +18,7 @@ use hoist_snapshot::{ApplyOptions, Compression, LayerOptions};
 use crate::cleanup::{WorkDirGuard, is_cancelled};
 use crate::copy::{ContextCopy, CopyError};
 use crate::run::{RunContext, RunError, run_instruction};
+use crate::run_mounts::{MountSources, PreparedMounts, RunMountError, RunMountSettings};
 use crate::sandbox::{MountPointStubs, Sandbox};
 use crate::snapshot::{SnapshotSettings, StageSnapshots};
 use crate::user::{UserError, resolve_user};
@@ -118,6 +119,16 @@ pub enum BuildError {
     /// A RUN step failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// A `RUN --mount` could not be prepared.
+    #[error("{file}:{line}: {source}")]
+    RunMount {
+        /// The Dockerfile name.
+        file: String,
+        /// 1-based line of the RUN instruction.
+        line: usize,
+        /// The cause.
+        source: RunMountError,
+    },
     /// A signal cancelled the build before the instruction at `line`.
     #[error("{file}:{line}: build cancelled")]
     Cancelled {
@@ -201,6 +212,8 @@ pub struct BuildSettings {
     pub context: Option<PathBuf>,
     /// The snapshotter, Kaniko's `--snapshot-mode` and `--single-snapshot`.
     pub snapshot: SnapshotSettings,
+    /// Secrets and the cache directory of `RUN --mount`.
+    pub run_mounts: RunMountSettings,
 }
 
 /// A built image and the work directory that contains its new layer blobs.
@@ -474,9 +487,12 @@ impl StageExecutor<'_> {
                     keyword,
                     run_history(run),
                     |root| {
+                        let mounts = self.prepare_mounts(run, &context.workdir, scratch, line)?;
                         // The overlay snapshotter runs each step in its mount.
                         let context = RunContext {
                             root: root.to_path_buf(),
+                            mounts: mounts.mounts.clone(),
+                            file_env: mounts.file_env.clone(),
                             ..context
                         };
                         run_instruction(self.sandbox, &context, run).map_err(BuildError::from)
@@ -550,7 +566,50 @@ impl StageExecutor<'_> {
             args: state.args.clone(),
             user: runtime.user.clone().unwrap_or_default(),
             workdir: runtime.working_dir.clone().unwrap_or_default(),
+            mounts: Vec::new(),
+            file_env: Vec::new(),
         }
+    }
+
+    /// Prepares the `--mount`s of a RUN step. The result keeps secret
+    /// copies and cache locks until it is dropped after the step.
+    fn prepare_mounts(
+        &self,
+        run: &RunInstruction,
+        workdir: &str,
+        scratch: &Path,
+        line: usize,
+    ) -> Result<PreparedMounts, BuildError> {
+        let stage_root = |from: &str| {
+            let lower = from.to_ascii_lowercase();
+            let by_name = self
+                .plan
+                .stages
+                .iter()
+                .position(|stage| stage.name.as_deref() == Some(lower.as_str()));
+            let by_index = from
+                .parse::<usize>()
+                .ok()
+                .filter(|index| *index < self.plan.stages.len());
+            by_name
+                .or(by_index)
+                .map(|index| self.work_root.join(format!("stage-{index}/rootfs")))
+        };
+        let sources = MountSources {
+            settings: &self.settings.run_mounts,
+            context: self.settings.context.as_deref(),
+            context_filtered: self.ignore.is_some(),
+            work_root: &self.work_root,
+            stage_root: &stage_root,
+            scratch,
+        };
+        crate::run_mounts::prepare(&run.mounts, workdir, &sources).map_err(|source| {
+            BuildError::RunMount {
+                file: self.settings.file.clone(),
+                line,
+                source,
+            }
+        })
     }
 
     /// Runs a `COPY` whose sources come from the build context.

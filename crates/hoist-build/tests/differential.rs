@@ -68,6 +68,7 @@ fn build_with_hoist(
         compression: hoist_snapshot::Compression::Gzip { level: 6 },
         context: Some(context),
         snapshot: Default::default(),
+        run_mounts: Default::default(),
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
     let output = build(&plan, &settings, &sandbox, &source).expect("hoist build");

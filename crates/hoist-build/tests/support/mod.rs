@@ -34,6 +34,7 @@ pub(crate) fn settings(work_parent: &Path, context: Option<&Path>) -> BuildSetti
         compression: hoist_snapshot::Compression::Gzip { level: 6 },
         context: context.map(Path::to_path_buf),
         snapshot: Default::default(),
+        run_mounts: Default::default(),
     }
 }
 
