@@ -271,7 +271,8 @@ pub fn build(
     let mut images: BTreeMap<usize, Image> = BTreeMap::new();
     for &index in &plan.needed {
         let stage = &plan.stages[index];
-        let base = base_image(stage, &images, settings, source)?;
+        let mut base = base_image(stage, &images, settings, source)?;
+        set_default_path(&mut base);
         let executor = StageExecutor {
             plan,
             work_root: work_dir_path.clone(),
@@ -353,6 +354,19 @@ fn base_image(
                 reference: reference.clone(),
                 source,
             }),
+    }
+}
+
+/// Adds `PATH` to the config of a stage whose base sets none, as BuildKit
+/// does for every operating system but Windows.
+fn set_default_path(image: &mut Image) {
+    let config = image.config_mut();
+    if config.os == "windows" {
+        return;
+    }
+    let env = config.config.env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|variable| variable.starts_with("PATH=")) {
+        env.push(format!("PATH={}", hoist_dockerfile::stages::DEFAULT_PATH));
     }
 }
 

@@ -130,3 +130,17 @@ fn failing_trigger_names_from_line() {
         "{message}"
     );
 }
+
+#[test]
+fn scratch_stage_gets_default_path() {
+    let work = temporary_dir();
+    let output = build_with(
+        "FROM scratch\nENV PATH=/app/bin:$PATH\n",
+        &settings(work.path(), None),
+        &source(&[]),
+    )
+    .expect("build");
+    let env = output.image.config().config.env.clone().unwrap_or_default();
+    let default_path = hoist_dockerfile::stages::DEFAULT_PATH;
+    assert_eq!(env, [format!("PATH=/app/bin:{default_path}")]);
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use hoist_dockerfile::instructions::{Instruction, InstructionKind, instructions};
 use hoist_dockerfile::parser::parse;
 use hoist_dockerfile::stages::{
-    BaseImage, BaseImages, BuildOptions, BuildPlan, Platform, StageError, resolve,
+    BaseImage, BaseImages, BuildOptions, BuildPlan, DEFAULT_PATH, Platform, StageError, resolve,
     resolve_with_bases,
 };
 
@@ -107,17 +107,33 @@ fn image_env_reaches_child_stage() {
 }
 
 #[test]
-fn unknown_image_has_empty_env() {
+fn unknown_image_gets_default_path() {
     let text = "FROM other\nENV PATH=/x:$PATH\n";
     let plan = plan_with(text, &debian_base()).unwrap();
-    assert_eq!(env_value(&plan, 0, "PATH").as_deref(), Some("/x:"));
+    let expected = format!("/x:{DEFAULT_PATH}");
+    assert_eq!(env_value(&plan, 0, "PATH"), Some(expected));
 }
 
 #[test]
 fn plain_resolve_ignores_image_env() {
-    let text = "FROM debian\nENV PATH=/x:$PATH\n";
+    let text = "FROM debian\nENV P=$PATH H=$HOME\n";
     let plan = resolve("Dockerfile", '\\', &typed(text), &options()).unwrap();
-    assert_eq!(env_value(&plan, 0, "PATH").as_deref(), Some("/x:"));
+    assert_eq!(env_value(&plan, 0, "P").as_deref(), Some(DEFAULT_PATH));
+    assert_eq!(env_value(&plan, 0, "H").as_deref(), Some(""));
+}
+
+#[test]
+fn scratch_stage_gets_default_path() {
+    let plan = plan_with("FROM scratch\n", &BaseImages::new()).unwrap();
+    assert_eq!(env_value(&plan, 0, "PATH").as_deref(), Some(DEFAULT_PATH));
+}
+
+#[test]
+fn windows_stage_gets_no_default_path() {
+    let text = "FROM --platform=windows/amd64 scratch\nENV P=x$PATH\n";
+    let plan = plan_with(text, &BaseImages::new()).unwrap();
+    assert_eq!(env_value(&plan, 0, "PATH"), None);
+    assert_eq!(env_value(&plan, 0, "P").as_deref(), Some("x"));
 }
 
 #[test]

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
-    Base, BaseImages, BuildOptions, BuildPlan, PROXY_ARGS, Stage, StageError, StageErrorKind,
-    Variable, is_from, platform_args,
+    Base, BaseImages, BuildOptions, BuildPlan, DEFAULT_PATH, PROXY_ARGS, Stage, StageError,
+    StageErrorKind, Variable, is_from, platform_args,
 };
 use crate::instructions::{
     ArgInstruction, FromInstruction, Instruction, InstructionKind, Pair, Pairs, Text, Words,
@@ -187,6 +187,11 @@ impl<'a> Resolver<'a> {
             .start_stage(index, from_instruction)
             .map_err(|kind| self.error(from.start_line, kind))?;
         let mut scope = self.base_scope(&stage.base);
+        if scope.env.get("PATH").is_none() && self.stage_os(&stage) != "windows" {
+            scope
+                .env
+                .set("PATH".to_owned(), Some(DEFAULT_PATH.to_owned()));
+        }
         let triggers = self.base_triggers(&stage.base, from);
         for instruction in triggers.iter().chain(body) {
             let kind = self
@@ -206,6 +211,16 @@ impl<'a> Resolver<'a> {
         }
         self.stages.push(stage);
         Ok(())
+    }
+
+    /// Returns the operating system of a stage: that of its `--platform`, else
+    /// the target platform's.
+    fn stage_os<'s>(&'s self, stage: &'s Stage) -> &'s str {
+        stage
+            .platform
+            .as_deref()
+            .and_then(|platform| platform.split('/').next())
+            .unwrap_or(&self.options.target_platform.os)
     }
 
     /// Returns the scope a stage starts with: that of its base stage, or the

@@ -14,6 +14,9 @@
 //! [`resolve_with_bases`]. A first [`resolve`] tells it which images the
 //! target needs. A stage built `FROM` another stage runs that stage's
 //! `ONBUILD` triggers too, as BuildKit does since v0.17.1.
+//!
+//! As in BuildKit, a stage whose base sets no `PATH` starts with
+//! [`DEFAULT_PATH`], except on Windows.
 
 mod expand;
 
@@ -23,6 +26,10 @@ use serde::Serialize;
 
 use crate::instructions::{Instruction, InstructionKind};
 use crate::shell::{ExpandError, Lexer};
+
+/// The `PATH` that a stage starts with when its base sets none, as BuildKit
+/// sets it on Linux.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Build arguments that every build accepts without an `ARG` line; they
 /// reach `RUN` only, and only when given.
