@@ -29,7 +29,7 @@ use std::path::{Component, Path, PathBuf};
 use hoist_dockerfile::instructions::{Mount, MountType, Sharing};
 use rustix::fs::FlockOperation;
 
-use crate::sandbox::{StepMount, StepMountSource};
+use crate::sandbox::{StepMount, StepMountSource, is_directory_in};
 
 /// Inputs of `RUN --mount` that come from outside the Dockerfile.
 #[derive(Debug, Clone, Default)]
@@ -369,8 +369,14 @@ fn prepare_bind(
     }
     let scratch = if mount.readonly {
         None
-    } else {
+    } else if is_directory_in(&tree, &path) {
         Some(prepared.files_dir(sources.scratch)?)
+    } else {
+        // TODO: a writable bind of a file needs a copy, because an overlay
+        // only covers directories.
+        return Err(RunMountError::NotImplemented {
+            feature: "type=bind,rw of a file",
+        });
     };
     let source = StepMountSource::Tree {
         tree,

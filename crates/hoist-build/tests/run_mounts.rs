@@ -172,6 +172,20 @@ fn read_write_bind_discards_writes() {
 }
 
 #[test]
+fn read_write_file_bind_is_unimplemented() {
+    let work = temporary_dir();
+    let dockerfile = "FROM busybox AS data\nRUN echo data > /d.txt\n\
+        FROM busybox\n\
+        RUN --mount=type=bind,from=data,source=/d.txt,target=/d.txt,rw true\n";
+    let error = build_with(dockerfile, &settings(work.path(), None), &source(&[]))
+        .expect_err("not implemented");
+    assert_eq!(
+        error.to_string(),
+        "Dockerfile:4: RUN --mount type=bind,rw of a file is not implemented yet"
+    );
+}
+
+#[test]
 fn context_bind_stays_in_context() {
     let work = temporary_dir();
     let context = work.path().join("context");

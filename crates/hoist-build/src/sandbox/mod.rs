@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::user::Identity;
 pub use helper::{SETUP_FAILED, helper_main};
 pub use stubs::MountPointStubs;
+pub(crate) use stubs::is_directory_in;
 
 /// The name of the helper binary that [`Sandbox::locate`] looks for.
 pub const HELPER_NAME: &str = "hoist-sandbox";
@@ -104,7 +105,7 @@ pub struct StepMount {
     /// The mount point, relative to the root. It is resolved inside the
     /// root, so `..` and symlinks cannot lead out of it.
     pub target: PathBuf,
-    /// What is mounted.
+    /// The mounted source.
     pub source: StepMountSource,
     /// Whether the mount is read-only.
     pub readonly: bool,
@@ -120,8 +121,8 @@ pub enum StepMountSource {
     },
     /// `path` inside the directory `tree`, resolved without leaving `tree`.
     /// With `scratch`, a directory is mounted through an overlay whose
-    /// upper directory is `scratch`, so writes reach neither the source nor
-    /// the layer.
+    /// upper and work directories are in `scratch`, so writes reach neither
+    /// the source nor the layer.
     Tree {
         /// The directory the path is resolved in, such as the context.
         tree: PathBuf,
@@ -303,7 +304,7 @@ impl StepMount {
     fn mounts_directory(&self) -> bool {
         match &self.source {
             StepMountSource::Tmpfs { .. } => true,
-            StepMountSource::Tree { tree, path, .. } => stubs::is_directory_in(tree, path),
+            StepMountSource::Tree { tree, path, .. } => is_directory_in(tree, path),
         }
     }
 }
