@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use hoist_dockerfile::instructions::{CommandLine, RunInstruction};
+use hoist_dockerfile::instructions::{CommandLine, MountType, RunInstruction};
 use hoist_dockerfile::parser::Heredoc;
 
-use crate::sandbox::{Network, Pipe, RunRequest, SETUP_FAILED, Sandbox, SandboxError};
+use crate::sandbox::{Network, Pipe, RunRequest, SETUP_FAILED, Sandbox, SandboxError, StepMount};
 use crate::user::{Identity, UserError, resolve_user};
 
 /// `PATH` when the image sets none, as Docker and BuildKit use.
@@ -94,6 +94,10 @@ pub struct RunContext {
     pub user: String,
     /// `WORKDIR`, empty for `/`.
     pub workdir: String,
+    /// The step's `--mount`s, prepared by [`crate::run_mounts`].
+    pub mounts: Vec<StepMount>,
+    /// Variables read from files, such as secrets, as `(name, file)`.
+    pub file_env: Vec<(String, PathBuf)>,
 }
 
 /// Runs one RUN instruction in the sandbox, logging each output line at
@@ -120,6 +124,8 @@ pub fn run_instruction(
         network: network(run),
         identity,
         pipes,
+        mounts: context.mounts.clone(),
+        file_env: context.file_env.clone(),
     };
 
     let mut last_line = String::new();
@@ -148,10 +154,14 @@ pub fn run_instruction(
 }
 
 fn check_flags(run: &RunInstruction) -> Result<(), RunErrorKind> {
-    // TODO: bind, cache, tmpfs, secret and ssh mounts. Until they exist,
-    // every --mount is an error, because a step run without its mount
-    // would build something other than the Dockerfile describes.
-    if let Some(mount) = run.mounts.first() {
+    // TODO: ssh mounts, which need an agent socket from the settings. A
+    // step run without its mount would build something other than the
+    // Dockerfile describes, so they are an error until then.
+    if let Some(mount) = run
+        .mounts
+        .iter()
+        .find(|mount| mount.mount_type == MountType::Ssh)
+    {
         let mount_type = serde_json::to_value(mount.mount_type)
             .ok()
             .and_then(|value| value.as_str().map(str::to_owned))

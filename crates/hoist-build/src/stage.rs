@@ -13,11 +13,14 @@ use hoist_dockerfile::instructions::{
 };
 use hoist_dockerfile::stages::{Base, BuildPlan, Stage};
 use hoist_image::{Digest, History, Image, Layer, Platform};
-use hoist_snapshot::{ApplyOptions, Compression, LayerOptions, Snapshotter, WalkSnapshotter};
+use hoist_snapshot::{ApplyOptions, Compression, LayerOptions};
 
+use crate::cleanup::{WorkDirGuard, is_cancelled};
 use crate::copy::{ContextCopy, CopyError};
 use crate::run::{RunContext, RunError, run_instruction};
+use crate::run_mounts::{MountSources, PreparedMounts, RunMountError, RunMountSettings};
 use crate::sandbox::{MountPointStubs, Sandbox};
+use crate::snapshot::{SnapshotSettings, StageSnapshots};
 use crate::user::{UserError, resolve_user};
 
 /// A failure to build a stage.
@@ -116,6 +119,32 @@ pub enum BuildError {
     /// A RUN step failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// A `RUN --mount` could not be prepared.
+    #[error("{file}:{line}: {source}")]
+    RunMount {
+        /// The Dockerfile name.
+        file: String,
+        /// 1-based line of the RUN instruction.
+        line: usize,
+        /// The cause.
+        source: RunMountError,
+    },
+    /// A signal cancelled the build before the instruction at `line`.
+    #[error("{file}:{line}: build cancelled")]
+    Cancelled {
+        /// The Dockerfile name.
+        file: String,
+        /// 1-based line of the instruction that did not run.
+        line: usize,
+    },
+    /// The snapshot of a whole stage could not be taken or applied.
+    #[error("failed to snapshot stage {stage}: {message}")]
+    StageSnapshot {
+        /// The stage's index in the Dockerfile.
+        stage: usize,
+        /// The snapshotter's or writer's message.
+        message: String,
+    },
 }
 
 /// A source of base images: given a reference and a platform, returns the
@@ -181,6 +210,10 @@ pub struct BuildSettings {
     pub compression: Compression,
     /// The build context directory, or `None` for a build without one.
     pub context: Option<PathBuf>,
+    /// The snapshotter, Kaniko's `--snapshot-mode` and `--single-snapshot`.
+    pub snapshot: SnapshotSettings,
+    /// Secrets and the cache directory of `RUN --mount`.
+    pub run_mounts: RunMountSettings,
 }
 
 /// A built image and the work directory that contains its new layer blobs.
@@ -189,14 +222,23 @@ pub struct BuildSettings {
 pub struct BuildOutput {
     /// The image of the target stage.
     pub image: Image,
-    work_dir: tempfile::TempDir,
+    work_dir: WorkDir,
 }
 
 impl BuildOutput {
     /// Returns the work directory.
     pub fn work_dir(&self) -> &Path {
-        self.work_dir.path()
+        self.work_dir.dir.path()
     }
+}
+
+/// A temporary work directory that a signal's cleanup removes too.
+#[derive(Debug)]
+struct WorkDir {
+    /// Dropped first, so that the directory is gone before the guard
+    /// releases it to the signal thread.
+    dir: tempfile::TempDir,
+    _guard: WorkDirGuard,
 }
 
 /// Builds the stages that `plan`'s target needs, in order, and returns the
@@ -211,27 +253,33 @@ pub fn build(
         let path = path.to_path_buf();
         move |source| BuildError::WorkDir { path, source }
     };
-    let work_dir = tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix("hoist-build-")
         .tempdir_in(&settings.work_parent)
         .map_err(work_error(&settings.work_parent))?;
-    // TODO: remove the work directory on Ctrl-C too. Dropping the TempDir
-    // covers success and failure only, and the binary owns signal handling.
-    let blobs = work_dir.path().join("blobs");
+    // Removed on drop after success or failure, and by
+    // `cleanup::install_signal_handler` on SIGINT and SIGTERM.
+    let work_dir = WorkDir {
+        _guard: WorkDirGuard::register(dir.path()),
+        dir,
+    };
+    let work_dir_path = work_dir.dir.path().to_path_buf();
+    let blobs = work_dir_path.join("blobs");
     std::fs::create_dir(&blobs).map_err(work_error(&blobs))?;
 
     let ignore = read_ignore_file(settings)?;
     let mut images: BTreeMap<usize, Image> = BTreeMap::new();
     for &index in &plan.needed {
         let stage = &plan.stages[index];
-        let base = base_image(stage, &images, settings, source)?;
+        let mut base = base_image(stage, &images, settings, source)?;
+        set_default_path(&mut base);
         let executor = StageExecutor {
             plan,
-            work_root: work_dir.path().to_path_buf(),
+            work_root: work_dir_path.clone(),
             ignore: ignore.clone(),
             settings,
             sandbox,
-            stage_dir: work_dir.path().join(format!("stage-{index}")),
+            stage_dir: work_dir_path.join(format!("stage-{index}")),
             blobs: blobs.clone(),
         };
         let image = executor.run(stage, base)?;
@@ -296,9 +344,9 @@ fn base_image(
             .get(index)
             .map(|image| image.derive_child().0)
             .unwrap_or_else(|| Image::scratch(&settings.platform))),
-        // TODO: expand the stage's instructions with the base image's ENV.
-        // The plan is expanded before any base is pulled, so `ENV
-        // PATH=/x:$PATH` on an image base loses the image's PATH today.
+        // The child's config drops the image's ONBUILD triggers, which the
+        // plan already contains as the stage's first instructions when it comes
+        // from `bases::plan_build`.
         Base::Image(reference) => source
             .resolve(reference, &settings.platform)
             .map(|image| image.derive_child().0)
@@ -306,6 +354,19 @@ fn base_image(
                 reference: reference.clone(),
                 source,
             }),
+    }
+}
+
+/// Adds `PATH` to the config of a stage whose base sets none, as BuildKit
+/// does for every operating system but Windows.
+fn set_default_path(image: &mut Image) {
+    let config = image.config_mut();
+    if config.os == "windows" {
+        return;
+    }
+    let env = config.config.env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|variable| variable.starts_with("PATH=")) {
+        env.push(format!("PATH={}", hoist_dockerfile::stages::DEFAULT_PATH));
     }
 }
 
@@ -328,13 +389,17 @@ pub(crate) struct StageState {
     pub(crate) args: Vec<(String, String)>,
     /// Whether this stage set `CMD`, which a later `ENTRYPOINT` keeps.
     pub(crate) cmd_set: bool,
+    /// The history index of the last instruction that could change files,
+    /// which gets the layer of a single snapshot.
+    pub(crate) last_file_step: Option<usize>,
 }
 
 impl StageExecutor<'_> {
     fn run(&self, stage: &Stage, base: Image) -> Result<Image, BuildError> {
         let root = self.stage_dir.join("rootfs");
         let scratch = self.stage_dir.join("scratch");
-        for directory in [&root, &scratch] {
+        let overlay = self.stage_dir.join("overlay");
+        for directory in [&root, &scratch, &overlay] {
             std::fs::create_dir_all(directory).map_err(|source| BuildError::WorkDir {
                 path: directory.clone(),
                 source,
@@ -346,24 +411,80 @@ impl StageExecutor<'_> {
             source,
         })?;
 
-        let mut snapshotter = WalkSnapshotter::new(root.clone(), Default::default());
+        let stage_error = |message: String| BuildError::StageSnapshot {
+            stage: stage.index,
+            message,
+        };
+        let mut snapshots = StageSnapshots::open(&self.settings.snapshot, &root, &overlay)
+            .map_err(|error| stage_error(error.to_string()))?;
+        let first_entry = base.config().history.len();
         let mut state = StageState {
             image: base,
             args: Vec::new(),
             cmd_set: false,
+            last_file_step: None,
         };
         for instruction in &stage.instructions {
-            self.execute(instruction, &mut state, &mut snapshotter, &root, &scratch)?;
+            if is_cancelled() {
+                return Err(BuildError::Cancelled {
+                    file: self.settings.file.clone(),
+                    line: instruction.start_line,
+                });
+            }
+            self.execute(instruction, &mut state, &mut snapshots, &root, &scratch)?;
         }
+        self.finish_single_snapshot(&mut snapshots, &mut state, first_entry)
+            .map_err(stage_error)?;
+        snapshots
+            .merge()
+            .map_err(|error| stage_error(error.to_string()))?;
         drop(stubs);
         Ok(state.image)
+    }
+
+    /// Writes the layer of a single-snapshot stage and attaches it to the
+    /// history entry of the stage's last instruction that could change
+    /// files, keeping the history in order.
+    fn finish_single_snapshot(
+        &self,
+        snapshots: &mut StageSnapshots,
+        state: &mut StageState,
+        first_entry: usize,
+    ) -> Result<(), String> {
+        let Some(changes) = snapshots.finish().map_err(|error| error.to_string())? else {
+            return Ok(());
+        };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let layer = self.write_layer(snapshots, &changes)?;
+        let history = &mut state.image.config_mut().history;
+        let layer_entry = state
+            .last_file_step
+            .unwrap_or(history.len().saturating_sub(1))
+            .max(first_entry);
+        let entries = history.split_off(first_entry);
+        let mut layer = Some(layer);
+        for (offset, entry) in entries.into_iter().enumerate() {
+            match layer.take_if(|_| first_entry + offset == layer_entry) {
+                Some(layer) => state.image.add_layer(layer, entry),
+                None => state.image.add_empty_history(entry),
+            }
+        }
+        if let Some(layer) = layer {
+            // Only reached when the stage has no history entry of its own.
+            state
+                .image
+                .add_layer(layer, stage_history("single snapshot".to_owned()));
+        }
+        Ok(())
     }
 
     fn execute(
         &self,
         instruction: &Instruction,
         state: &mut StageState,
-        snapshotter: &mut WalkSnapshotter,
+        snapshotter: &mut StageSnapshots,
         root: &Path,
         scratch: &Path,
     ) -> Result<(), BuildError> {
@@ -373,9 +494,24 @@ impl StageExecutor<'_> {
         match &instruction.kind {
             InstructionKind::Run(run) => {
                 let context = self.run_context(state, line, root, scratch);
-                self.snapshot_step(snapshotter, state, line, keyword, run_history(run), |_| {
-                    run_instruction(self.sandbox, &context, run).map_err(BuildError::from)
-                })
+                self.snapshot_step(
+                    snapshotter,
+                    state,
+                    line,
+                    keyword,
+                    run_history(run),
+                    |root| {
+                        let mounts = self.prepare_mounts(run, &context.workdir, scratch, line)?;
+                        // The overlay snapshotter runs each step in its mount.
+                        let context = RunContext {
+                            root: root.to_path_buf(),
+                            mounts: mounts.mounts.clone(),
+                            file_env: mounts.file_env.clone(),
+                            ..context
+                        };
+                        run_instruction(self.sandbox, &context, run).map_err(BuildError::from)
+                    },
+                )
             }
             InstructionKind::Arg(arg) => {
                 self.declare_args(arg, state);
@@ -444,7 +580,50 @@ impl StageExecutor<'_> {
             args: state.args.clone(),
             user: runtime.user.clone().unwrap_or_default(),
             workdir: runtime.working_dir.clone().unwrap_or_default(),
+            mounts: Vec::new(),
+            file_env: Vec::new(),
         }
+    }
+
+    /// Prepares the `--mount`s of a RUN step. The result keeps secret
+    /// copies and cache locks until it is dropped after the step.
+    fn prepare_mounts(
+        &self,
+        run: &RunInstruction,
+        workdir: &str,
+        scratch: &Path,
+        line: usize,
+    ) -> Result<PreparedMounts, BuildError> {
+        let stage_root = |from: &str| {
+            let lower = from.to_ascii_lowercase();
+            let by_name = self
+                .plan
+                .stages
+                .iter()
+                .position(|stage| stage.name.as_deref() == Some(lower.as_str()));
+            let by_index = from
+                .parse::<usize>()
+                .ok()
+                .filter(|index| *index < self.plan.stages.len());
+            by_name
+                .or(by_index)
+                .map(|index| self.work_root.join(format!("stage-{index}/rootfs")))
+        };
+        let sources = MountSources {
+            settings: &self.settings.run_mounts,
+            context: self.settings.context.as_deref(),
+            context_filtered: self.ignore.is_some(),
+            work_root: &self.work_root,
+            stage_root: &stage_root,
+            scratch,
+        };
+        crate::run_mounts::prepare(&run.mounts, workdir, &sources).map_err(|source| {
+            BuildError::RunMount {
+                file: self.settings.file.clone(),
+                line,
+                source,
+            }
+        })
     }
 
     /// Runs a `COPY` whose sources come from the build context.
@@ -570,10 +749,11 @@ impl StageExecutor<'_> {
     }
 
     /// Runs `step` between two snapshots and adds its layer, or an empty
-    /// history entry when it changed nothing.
+    /// history entry when it changed nothing. With a single snapshot per
+    /// stage, adds an empty entry that the stage's layer may replace.
     fn snapshot_step(
         &self,
-        snapshotter: &mut WalkSnapshotter,
+        snapshotter: &mut StageSnapshots,
         state: &mut StageState,
         line: usize,
         instruction: &'static str,
@@ -587,12 +767,17 @@ impl StageExecutor<'_> {
             message,
         };
         let root = snapshotter
-            .begin_step()
+            .begin()
             .map_err(|error| layer_error(error.to_string()))?;
         step(&root)?;
-        let changes = snapshotter
-            .end_step()
+        let ended = snapshotter
+            .end()
             .map_err(|error| layer_error(error.to_string()))?;
+        let Some(changes) = ended else {
+            state.last_file_step = Some(state.image.config().history.len());
+            add_empty_history(state, created_by);
+            return Ok(());
+        };
         if changes.is_empty() {
             add_empty_history(state, created_by);
             return Ok(());
@@ -600,18 +785,13 @@ impl StageExecutor<'_> {
         let layer = self
             .write_layer(snapshotter, &changes)
             .map_err(layer_error)?;
-        let history = History {
-            created_by: Some(created_by),
-            comment: Some("buildkit.dockerfile.v0".to_owned()),
-            ..History::default()
-        };
-        state.image.add_layer(layer, history);
+        state.image.add_layer(layer, stage_history(created_by));
         Ok(())
     }
 
     fn write_layer(
         &self,
-        snapshotter: &WalkSnapshotter,
+        snapshotter: &mut StageSnapshots,
         changes: &hoist_snapshot::ChangeSet,
     ) -> Result<Layer, String> {
         let options = LayerOptions {
@@ -669,12 +849,16 @@ fn extract_layers(image: &Image, root: &Path) -> Result<(), BuildError> {
 }
 
 fn add_empty_history(state: &mut StageState, created_by: String) {
-    state.image.add_empty_history(History {
+    state.image.add_empty_history(stage_history(created_by));
+}
+
+/// Returns a history entry as BuildKit writes it for an instruction.
+fn stage_history(created_by: String) -> History {
+    History {
         created_by: Some(created_by),
         comment: Some("buildkit.dockerfile.v0".to_owned()),
-        empty_layer: true,
         ..History::default()
-    });
+    }
 }
 
 /// Formats a RUN history entry as BuildKit writes it.

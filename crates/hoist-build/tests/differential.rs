@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use hoist_build::bases::plan_build;
 use hoist_build::sandbox::Sandbox;
 use hoist_build::stage::{BuildSettings, LayoutSource, build};
 use hoist_dockerfile::instructions::instructions;
 use hoist_dockerfile::parser::parse;
-use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform, resolve};
+use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform};
 use hoist_image::{ManifestFormat, Platform, write_oci_layout};
 use hoist_testkit::{
     Aspect, BaseImage, Buildah, Exception, ImageSource, Registry, RegistryAccess, base_image,
@@ -54,22 +55,33 @@ fn build_with_hoist(
         target_platform: plan_platform(),
         build_platform: plan_platform(),
     };
-    let plan = resolve("Dockerfile", parsed.escape, &typed, &options).expect("resolve stages");
     let mut source = LayoutSource::default();
     for (reference, image) in bases {
         let files = base_image(*image).expect("base image");
         source.insert(reference, files.layout, Some(image.manifest_tag()));
     }
+    let platform = Platform::linux_amd64();
+    let planned = plan_build(
+        "Dockerfile",
+        parsed.escape,
+        &typed,
+        &options,
+        &platform,
+        &source,
+    )
+    .expect("plan the build");
     let settings = BuildSettings {
         file: "Dockerfile".into(),
         work_parent: work.to_path_buf(),
-        platform: Platform::linux_amd64(),
+        platform,
         build_args: build_args.clone(),
         compression: hoist_snapshot::Compression::Gzip { level: 6 },
         context: Some(context),
+        snapshot: Default::default(),
+        run_mounts: Default::default(),
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
-    let output = build(&plan, &settings, &sandbox, &source).expect("hoist build");
+    let output = build(&planned.plan, &settings, &sandbox, &planned.bases).expect("hoist build");
     let layout = work.join("hoist-layout");
     write_oci_layout(&output.image, ManifestFormat::Oci, &layout, &["test"]).expect("write layout");
     layout
@@ -226,6 +238,17 @@ LABEL org.example.name=differential
 EXPOSE 8080 53/udp
 STOPSIGNAL SIGTERM
 CMD [\"sh\", \"-c\", \"cat ../hello\"]
+";
+    assert_same_as_buildah(BaseImage::Busybox, dockerfile, &[]);
+}
+
+#[test]
+fn base_env_expansion_matches() {
+    let dockerfile = "\
+FROM {base}
+ENV PATH=/opt/tool/bin:$PATH
+ARG SEEN=$PATH
+RUN echo \"$SEEN\" > /seen-path
 ";
     assert_same_as_buildah(BaseImage::Busybox, dockerfile, &[]);
 }

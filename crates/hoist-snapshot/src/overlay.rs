@@ -14,6 +14,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
+/// How often a busy overlay unmount is retried before it is detached.
+const UNMOUNT_RETRIES: u32 = 20;
+/// The wait between two unmount attempts.
+const UNMOUNT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Runs each step on an overlay mount whose lower directory is the root.
 ///
 /// The upper, work and mount directories live under a scratch directory,
@@ -113,15 +118,32 @@ impl OverlaySnapshotter {
         Ok(())
     }
 
+    /// Unmounts the merged directory once the step's processes are gone.
+    ///
+    /// Another process that briefly has a path under the mount open, or a
+    /// mount namespace created at that moment, makes the unmount fail with
+    /// `EBUSY`. The unmount is retried for about a second, then the mount
+    /// is detached. Detaching is safe because the upper directory, which the
+    /// snapshot reads, is complete once the step has ended.
     fn unmount(&mut self) -> Result<(), SnapshotError> {
         if !self.mounted {
             return Ok(());
         }
-        rustix::mount::unmount(&self.merged, UnmountFlags::empty()).map_err(|e| {
-            SnapshotError::Unmount {
-                target: self.merged.clone(),
-                source: e.into(),
+        let mut result = rustix::mount::unmount(&self.merged, UnmountFlags::empty());
+        for _ in 0..UNMOUNT_RETRIES {
+            if result != Err(rustix::io::Errno::BUSY) {
+                break;
             }
+            std::thread::sleep(UNMOUNT_RETRY_DELAY);
+            result = rustix::mount::unmount(&self.merged, UnmountFlags::empty());
+        }
+        if result == Err(rustix::io::Errno::BUSY) {
+            tracing::warn!(target = %self.merged.display(), "overlay busy, detaching it");
+            result = rustix::mount::unmount(&self.merged, UnmountFlags::DETACH);
+        }
+        result.map_err(|e| SnapshotError::Unmount {
+            target: self.merged.clone(),
+            source: e.into(),
         })?;
         self.mounted = false;
         Ok(())

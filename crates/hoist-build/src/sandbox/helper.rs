@@ -19,7 +19,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
-use super::SandboxSpec;
+use super::{SandboxSpec, StepMountSource};
 
 /// The exit status of the helper when the sandbox cannot be set up.
 pub const SETUP_FAILED: i32 = 125;
@@ -59,13 +59,20 @@ pub fn helper_main(args: &[OsString]) -> ! {
         Ok(spec) => spec,
         Err(message) => fail(SETUP_FAILED, &message),
     };
+    // Read before `pivot_root`, which hides the builder's files.
+    let file_env = match read_file_env(&spec) {
+        Ok(file_env) => file_env,
+        Err(message) => fail(SETUP_FAILED, &message),
+    };
     if let Err(message) = set_up(&spec) {
         fail(SETUP_FAILED, &message);
     }
     let Some((program, args)) = spec.argv.split_first() else {
         fail(SETUP_FAILED, "the spec has an empty command");
     };
-    let error = command(program, args, &spec).exec();
+    let mut command = command(program, args, &spec);
+    command.envs(file_env);
+    let error = command.exec();
     let status = match error.kind() {
         io::ErrorKind::NotFound => NOT_FOUND,
         _ => NOT_EXECUTABLE,
@@ -94,6 +101,7 @@ fn set_up(spec: &SandboxSpec) -> Result<(), String> {
     mount_proc(&root_fd)?;
     mount_dev(&root_fd, spec)?;
     mount_network_files(&root_fd, spec)?;
+    mount_step_mounts(&root_fd, spec)?;
     drop(root_fd);
 
     enter_root(root)?;
@@ -247,6 +255,105 @@ fn mount_network_files(root_fd: &OwnedFd, spec: &SandboxSpec) -> Result<(), Stri
         rustix::mount::mount_remount(&mounted, flags, "").map_err(mount_errno(&what))?;
     }
     Ok(())
+}
+
+/// Reads the values of the variables that the spec takes from files. The
+/// message names the variable, never the value.
+fn read_file_env(spec: &SandboxSpec) -> Result<Vec<(String, String)>, String> {
+    spec.file_env
+        .iter()
+        .map(|(name, path)| {
+            let value = std::fs::read(path)
+                .map_err(|error| format!("failed to read the value of {name}: {error}"))?;
+            Ok((name.clone(), String::from_utf8_lossy(&value).into_owned()))
+        })
+        .collect()
+}
+
+/// Makes the `RUN --mount`s in order, each target resolved inside the root
+/// and each source inside its tree.
+fn mount_step_mounts(root_fd: &OwnedFd, spec: &SandboxSpec) -> Result<(), String> {
+    for mount in &spec.mounts {
+        let what = format!("/{}", mount.target.display());
+        let relative = mount.target.to_string_lossy();
+        let (_target_fd, target) = mount_target(root_fd, &relative).map_err(mount_error(&what))?;
+        match &mount.source {
+            StepMountSource::Tmpfs { size } => mount_tmpfs(&target, *size, &what)?,
+            StepMountSource::Tree {
+                tree,
+                path,
+                scratch,
+            } => {
+                let tree_fd = open_directory(tree)?;
+                let source_path = path.to_string_lossy();
+                let (_source_fd, source) =
+                    mount_target(&tree_fd, &source_path).map_err(mount_error(&what))?;
+                match scratch {
+                    None => rustix::mount::mount_bind_recursive(&source, &target)
+                        .map_err(mount_errno(&what))?,
+                    Some(scratch) => mount_discarding_overlay(&source, scratch, &target, &what)?,
+                }
+            }
+        }
+        if mount.readonly {
+            let (_mounted_fd, mounted) =
+                mount_target(root_fd, &relative).map_err(mount_error(&what))?;
+            let flags = MountFlags::BIND | MountFlags::RDONLY;
+            rustix::mount::mount_remount(&mounted, flags, "").map_err(mount_errno(&what))?;
+        }
+    }
+    Ok(())
+}
+
+fn mount_tmpfs(target: &Path, size: Option<u64>, what: &str) -> Result<(), String> {
+    let options = match size {
+        Some(size) => format!("mode=1777,size={size}"),
+        None => "mode=1777".to_owned(),
+    };
+    let options = std::ffi::CString::new(options).map_err(|error| error.to_string())?;
+    let flags = MountFlags::NOSUID | MountFlags::NODEV;
+    rustix::mount::mount("tmpfs", target, "tmpfs", flags, options.as_c_str())
+        .map_err(mount_errno(what))
+}
+
+/// Mounts `lower` at `target` through an overlay whose upper and work
+/// directories are in `scratch`, so writes land there and are discarded.
+fn mount_discarding_overlay(
+    lower: &Path,
+    scratch: &Path,
+    target: &Path,
+    what: &str,
+) -> Result<(), String> {
+    let upper = scratch.join("upper");
+    let work = scratch.join("work");
+    for directory in [&upper, &work] {
+        std::fs::create_dir_all(directory).map_err(mount_error(what))?;
+    }
+    let paths = [lower, &upper, &work];
+    if let Some(path) = paths
+        .iter()
+        .find(|path| path.to_string_lossy().contains([',', ':', '\\']))
+    {
+        return Err(format!(
+            "failed to mount {what}: overlay path {} contains ',', ':' or '\\'",
+            path.display()
+        ));
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let options = std::ffi::CString::new(options).map_err(|error| error.to_string())?;
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::empty(),
+        options.as_c_str(),
+    )
+    .map_err(mount_errno(what))
 }
 
 /// Makes the root the process's `/` with `pivot_root` and detaches the old

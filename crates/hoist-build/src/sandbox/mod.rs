@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::user::Identity;
 pub use helper::{SETUP_FAILED, helper_main};
 pub use stubs::MountPointStubs;
+pub(crate) use stubs::is_directory_in;
 
 /// The name of the helper binary that [`Sandbox::locate`] looks for.
 pub const HELPER_NAME: &str = "hoist-sandbox";
@@ -98,6 +99,40 @@ pub struct Pipe {
     pub content: String,
 }
 
+/// A `RUN --mount` as the helper makes it, before it enters the root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMount {
+    /// The mount point, relative to the root. It is resolved inside the
+    /// root, so `..` and symlinks cannot lead out of it.
+    pub target: PathBuf,
+    /// The mounted source.
+    pub source: StepMountSource,
+    /// Whether the mount is read-only.
+    pub readonly: bool,
+}
+
+/// The source of a [`StepMount`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepMountSource {
+    /// An empty tmpfs, limited to `size` bytes when given.
+    Tmpfs {
+        /// The size limit in bytes.
+        size: Option<u64>,
+    },
+    /// `path` inside the directory `tree`, resolved without leaving `tree`.
+    /// With `scratch`, a directory is mounted through an overlay whose
+    /// upper and work directories are in `scratch`, so writes reach neither
+    /// the source nor the layer.
+    Tree {
+        /// The directory the path is resolved in, such as the context.
+        tree: PathBuf,
+        /// The path inside `tree`.
+        path: PathBuf,
+        /// The directory for discarded writes.
+        scratch: Option<PathBuf>,
+    },
+}
+
 /// The helper's input, passed as JSON in its only argument.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SandboxSpec {
@@ -110,6 +145,10 @@ pub(crate) struct SandboxSpec {
     pub(crate) resolv_conf: PathBuf,
     pub(crate) hosts: PathBuf,
     pub(crate) pipes: Vec<Pipe>,
+    pub(crate) mounts: Vec<StepMount>,
+    /// Environment variables read from files by the helper, so that their
+    /// values never appear in a command line.
+    pub(crate) file_env: Vec<(String, PathBuf)>,
 }
 
 /// One command to run.
@@ -132,6 +171,11 @@ pub struct RunRequest {
     pub network: Network,
     /// Files for `/dev/pipes`.
     pub pipes: Vec<Pipe>,
+    /// The `RUN --mount`s, in order.
+    pub mounts: Vec<StepMount>,
+    /// Environment variables whose values the helper reads from host
+    /// files, such as secrets, as `(name, file)`.
+    pub file_env: Vec<(String, PathBuf)>,
 }
 
 /// Runs commands in stage roots through the sandbox helper.
@@ -176,11 +220,17 @@ impl Sandbox {
         request: &RunRequest,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<ExitStatus, SandboxError> {
-        let stubs =
-            MountPointStubs::create(&request.root).map_err(|source| SandboxError::Stubs {
+        let targets: Vec<(PathBuf, bool)> = request
+            .mounts
+            .iter()
+            .map(|mount| (mount.target.clone(), mount.mounts_directory()))
+            .collect();
+        let stubs = MountPointStubs::create_with(&request.root, &targets).map_err(|source| {
+            SandboxError::Stubs {
                 root: request.root.clone(),
                 source,
-            })?;
+            }
+        })?;
         let spec = self.spec(request)?;
         let status = self.spawn_and_stream(request, &spec, on_line);
         drop(stubs);
@@ -208,6 +258,8 @@ impl Sandbox {
             resolv_conf,
             hosts,
             pipes: request.pipes.clone(),
+            mounts: request.mounts.clone(),
+            file_env: request.file_env.clone(),
         })
     }
 
@@ -234,6 +286,7 @@ impl Sandbox {
             .stdout(writer.try_clone().map_err(spawn_error)?)
             .stderr(writer);
         let mut child = command.spawn().map_err(spawn_error)?;
+        let _registered = crate::cleanup::ChildGuard::register(child.id());
         // The command's end of the pipe must be closed here, so that the
         // reader sees the end of the output when the sandbox exits.
         drop(command);
@@ -242,6 +295,17 @@ impl Sandbox {
         let status = child.wait().map_err(spawn_error)?;
         streamed.map_err(spawn_error)?;
         Ok(status)
+    }
+}
+
+impl StepMount {
+    /// Tells whether the mount point is a directory: every mount but one of
+    /// a file that is not a directory.
+    fn mounts_directory(&self) -> bool {
+        match &self.source {
+            StepMountSource::Tmpfs { .. } => true,
+            StepMountSource::Tree { tree, path, .. } => is_directory_in(tree, path),
+        }
     }
 }
 

@@ -42,12 +42,25 @@ impl MountPointStubs {
     /// Creates every mount point that `root` lacks. A path that exists in
     /// any form, a dangling symlink included, is left alone.
     pub fn create(root: &Path) -> io::Result<Self> {
+        Self::create_with(root, &[])
+    }
+
+    /// Creates every mount point that `root` lacks, and each of `extra`
+    /// with its missing parent directories. An extra entry is a path
+    /// relative to the root and whether it is a directory.
+    pub fn create_with(root: &Path, extra: &[(PathBuf, bool)]) -> io::Result<Self> {
         let mut stubs = Self {
             root: root.to_path_buf(),
             created: Vec::new(),
         };
-        for (relative, directory) in MOUNT_POINTS {
-            if let Err(error) = stubs.create_one(Path::new(relative), directory) {
+        let fixed = MOUNT_POINTS
+            .iter()
+            .map(|(relative, directory)| (PathBuf::from(relative), *directory));
+        let extra = extra
+            .iter()
+            .flat_map(|(relative, directory)| with_parents(relative, *directory));
+        for (relative, directory) in fixed.chain(extra) {
+            if let Err(error) = stubs.create_one(&relative, directory) {
                 stubs.remove();
                 return Err(error);
             }
@@ -113,6 +126,39 @@ impl MountPointStubs {
 impl Drop for MountPointStubs {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// Returns the parent directories of `relative`, outermost first, then
+/// `relative` itself.
+fn with_parents(relative: &Path, directory: bool) -> Vec<(PathBuf, bool)> {
+    let mut paths: Vec<(PathBuf, bool)> = relative
+        .ancestors()
+        .skip(1)
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map(|parent| (parent.to_path_buf(), true))
+        .collect();
+    paths.reverse();
+    paths.push((relative.to_path_buf(), directory));
+    paths
+}
+
+/// Tells whether `relative` names a directory inside `tree`, resolved
+/// without leaving it. A path that cannot be resolved counts as one.
+pub(crate) fn is_directory_in(tree: &Path, relative: &Path) -> bool {
+    let Ok(tree_fd) = open_in_root(tree, Path::new("")) else {
+        return true;
+    };
+    let opened = rustix::fs::openat2(
+        &tree_fd,
+        relative,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    );
+    match opened.and_then(|fd| rustix::fs::fstat(&fd)) {
+        Ok(stat) => FileType::from_raw_mode(stat.st_mode) == FileType::Directory,
+        Err(_) => true,
     }
 }
 
@@ -215,6 +261,17 @@ mod tests {
             .expect("read outside")
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn extra_mount_point_gets_parents() {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let extra = [(PathBuf::from("run/secrets/token"), false)];
+        let mut stubs = MountPointStubs::create_with(root.path(), &extra).expect("create stubs");
+        assert!(root.path().join("run/secrets").is_dir());
+        assert!(root.path().join("run/secrets/token").is_file());
+        stubs.remove();
+        assert!(!root.path().join("run").exists());
     }
 
     #[test]

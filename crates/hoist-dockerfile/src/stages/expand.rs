@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
-    Base, BuildOptions, BuildPlan, PROXY_ARGS, Stage, StageError, StageErrorKind, Variable,
-    is_from, platform_args,
+    Base, BaseImages, BuildOptions, BuildPlan, DEFAULT_PATH, PROXY_ARGS, Stage, StageError,
+    StageErrorKind, Variable, is_from, platform_args,
 };
 use crate::instructions::{
     ArgInstruction, FromInstruction, Instruction, InstructionKind, Pair, Pairs, Text, Words,
@@ -18,6 +18,8 @@ pub(super) struct Resolver<'a> {
     file: &'a str,
     lexer: Lexer,
     options: &'a BuildOptions,
+    /// ENV and `ONBUILD` triggers of the image bases.
+    bases: &'a BaseImages,
     /// Global ARGs in declaration order.
     global_args: Variables,
     /// Values usable in `FROM` and as fallbacks of stage ARGs: the platform
@@ -85,11 +87,17 @@ impl Env for Scope {
 }
 
 impl<'a> Resolver<'a> {
-    pub(super) fn new(file: &'a str, lexer: Lexer, options: &'a BuildOptions) -> Self {
+    pub(super) fn new(
+        file: &'a str,
+        lexer: Lexer,
+        options: &'a BuildOptions,
+        bases: &'a BaseImages,
+    ) -> Self {
         Self {
             file,
             lexer,
             options,
+            bases,
             global_args: Variables::default(),
             global_scope: platform_args(options).into_iter().collect(),
             declared: BTreeSet::new(),
@@ -178,14 +186,14 @@ impl<'a> Resolver<'a> {
         let mut stage = self
             .start_stage(index, from_instruction)
             .map_err(|kind| self.error(from.start_line, kind))?;
-        let mut scope = match stage.base {
-            Base::Stage(base) => Scope {
-                args: Variables::from_list(self.stages[base].args.clone()),
-                env: Variables::from_list(self.stages[base].env.clone()),
-            },
-            _ => Scope::default(),
-        };
-        for instruction in body {
+        let mut scope = self.base_scope(&stage.base);
+        if scope.env.get("PATH").is_none() && self.stage_os(&stage) != "windows" {
+            scope
+                .env
+                .set("PATH".to_owned(), Some(DEFAULT_PATH.to_owned()));
+        }
+        let triggers = self.base_triggers(&stage.base, from);
+        for instruction in triggers.iter().chain(body) {
             let kind = self
                 .expand_instruction(&instruction.kind, &mut scope, &mut stage)
                 .map_err(|kind| self.error(instruction.start_line, kind))?;
@@ -203,6 +211,69 @@ impl<'a> Resolver<'a> {
         }
         self.stages.push(stage);
         Ok(())
+    }
+
+    /// Returns the operating system of a stage: that of its `--platform`, else
+    /// the target platform's.
+    fn stage_os<'s>(&'s self, stage: &'s Stage) -> &'s str {
+        stage
+            .platform
+            .as_deref()
+            .and_then(|platform| platform.split('/').next())
+            .unwrap_or(&self.options.target_platform.os)
+    }
+
+    /// Returns the scope a stage starts with: that of its base stage, or the
+    /// ENV of its base image.
+    fn base_scope(&self, base: &Base) -> Scope {
+        match base {
+            Base::Stage(base) => Scope {
+                args: Variables::from_list(self.stages[*base].args.clone()),
+                env: Variables::from_list(self.stages[*base].env.clone()),
+            },
+            Base::Image(reference) => {
+                let mut env = Variables::default();
+                for (name, value) in self.bases.get(reference).into_iter().flat_map(|b| &b.env) {
+                    env.set(name.clone(), Some(value.clone()));
+                }
+                Scope {
+                    args: Variables::default(),
+                    env,
+                }
+            }
+            Base::Scratch => Scope::default(),
+        }
+    }
+
+    /// Returns the `ONBUILD` triggers of a stage's base, numbered with the `FROM`
+    /// line so that an error in a trigger points there. A base stage's
+    /// triggers are its own `ONBUILD` instructions, because the triggers it
+    /// inherited ran in it and were cleared.
+    fn base_triggers(&self, base: &Base, from: &Instruction) -> Vec<Instruction> {
+        let triggers: Vec<InstructionKind> = match base {
+            Base::Stage(base) => self.stages[*base]
+                .instructions
+                .iter()
+                .filter_map(|instruction| match &instruction.kind {
+                    InstructionKind::Onbuild(onbuild) => Some(*onbuild.trigger.clone()),
+                    _ => None,
+                })
+                .collect(),
+            Base::Image(reference) => self
+                .bases
+                .get(reference)
+                .map(|base| base.triggers.clone())
+                .unwrap_or_default(),
+            Base::Scratch => Vec::new(),
+        };
+        triggers
+            .into_iter()
+            .map(|kind| Instruction {
+                start_line: from.start_line,
+                end_line: from.end_line,
+                kind,
+            })
+            .collect()
     }
 
     fn start_stage(&self, index: usize, from: &FromInstruction) -> Step<Stage> {
@@ -294,19 +365,29 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    fn declare_stage_arg(&mut self, arg: &ArgInstruction, scope: &mut Scope) -> Step<()> {
-        for declaration in &arg.args {
+    /// Declares the ARGs of one instruction in the stage's scope and returns
+    /// the instruction with its defaults expanded, as BuildKit runs it.
+    fn declare_stage_arg(
+        &mut self,
+        arg: &ArgInstruction,
+        scope: &mut Scope,
+    ) -> Step<ArgInstruction> {
+        let mut expanded = arg.clone();
+        for declaration in &mut expanded.args {
             self.declared.insert(declaration.name.clone());
+            if let Some(default) = &declaration.default {
+                declaration.default = Some(self.expand_word(default, scope)?);
+            }
             let value = match self.options.build_args.get(&declaration.name) {
                 Some(value) => Some(value.clone()),
                 None => match &declaration.default {
-                    Some(default) => Some(self.expand_word(default, scope)?),
+                    Some(default) => Some(default.clone()),
                     None => self.global_scope.get(&declaration.name).cloned(),
                 },
             };
             scope.args.set(declaration.name.clone(), value);
         }
-        Ok(())
+        Ok(expanded)
     }
 
     /// Expands the values of one instruction in the current scope and
@@ -323,10 +404,7 @@ impl<'a> Resolver<'a> {
             })
         };
         Ok(match kind {
-            InstructionKind::Arg(arg) => {
-                self.declare_stage_arg(arg, scope)?;
-                kind.clone()
-            }
+            InstructionKind::Arg(arg) => InstructionKind::Arg(self.declare_stage_arg(arg, scope)?),
             InstructionKind::Env(pairs) => {
                 let pairs = self.expand_pairs(pairs, &*scope)?;
                 for pair in &pairs {

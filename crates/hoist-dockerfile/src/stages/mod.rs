@@ -7,6 +7,16 @@
 //! `--build-arg` values override defaults. A stage built `FROM` another stage
 //! starts with that stage's ENV and declared ARGs. ENV wins over an ARG of
 //! the same name.
+//!
+//! A stage built `FROM` an image starts with the image's ENV, and the
+//! image's `ONBUILD` triggers run first in the stage. This crate does no
+//! I/O, so the caller reads those from the pulled images and passes them to
+//! [`resolve_with_bases`]. A first [`resolve`] tells it which images the
+//! target needs. A stage built `FROM` another stage runs that stage's
+//! `ONBUILD` triggers too, as BuildKit does since v0.17.1.
+//!
+//! As in BuildKit, a stage whose base sets no `PATH` starts with
+//! [`DEFAULT_PATH`], except on Windows.
 
 mod expand;
 
@@ -16,6 +26,10 @@ use serde::Serialize;
 
 use crate::instructions::{Instruction, InstructionKind};
 use crate::shell::{ExpandError, Lexer};
+
+/// The `PATH` that a stage starts with when its base sets none, as BuildKit
+/// sets it on Linux.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Build arguments that every build accepts without an `ARG` line; they
 /// reach `RUN` only, and only when given.
@@ -66,6 +80,18 @@ pub struct BuildOptions {
     /// Platform the build runs on (`BUILD*` args).
     pub build_platform: Platform,
 }
+
+/// What resolution needs from a base image's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseImage {
+    /// The image's `Env`, as names and values in order.
+    pub env: Vec<(String, String)>,
+    /// The image's `OnBuild` triggers, parsed, in order.
+    pub triggers: Vec<InstructionKind>,
+}
+
+/// Base images by the reference that `FROM` names, after expansion.
+pub type BaseImages = BTreeMap<String, BaseImage>;
 
 /// A failure to resolve stages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,14 +214,28 @@ pub struct BuildPlan {
     pub warnings: Vec<String>,
 }
 
-/// Resolves stages for a list of typed instructions.
+/// Resolves stages for a list of typed instructions, as if every image base
+/// had no ENV and no `ONBUILD` triggers.
 pub fn resolve(
     file: &str,
     escape: char,
     instructions: &[Instruction],
     options: &BuildOptions,
 ) -> Result<BuildPlan, StageError> {
-    let mut resolver = expand::Resolver::new(file, Lexer::new(escape), options);
+    resolve_with_bases(file, escape, instructions, options, &BaseImages::new())
+}
+
+/// Resolves stages for a list of typed instructions, starting each stage
+/// built `FROM` an image with that image's ENV and `ONBUILD` triggers from
+/// `bases`. An image missing from `bases` counts as having neither.
+pub fn resolve_with_bases(
+    file: &str,
+    escape: char,
+    instructions: &[Instruction],
+    options: &BuildOptions,
+    bases: &BaseImages,
+) -> Result<BuildPlan, StageError> {
+    let mut resolver = expand::Resolver::new(file, Lexer::new(escape), options, bases);
     resolver.run(instructions)
 }
 
