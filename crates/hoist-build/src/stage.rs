@@ -9,13 +9,14 @@ use std::str::FromStr;
 
 use hoist_dockerfile::dockerignore::{IgnoreMatcher, ignore_file_candidates};
 use hoist_dockerfile::instructions::{
-    ArgInstruction, CommandLine, CopyInstruction, Instruction, InstructionKind, RunInstruction,
+    AddInstruction, ArgInstruction, CommandLine, CopyInstruction, Instruction, InstructionKind,
+    RunInstruction,
 };
 use hoist_dockerfile::stages::{Base, BuildPlan, Stage};
 use hoist_image::{Digest, History, Image, Layer, Platform};
 use hoist_snapshot::{ApplyOptions, Compression, LayerOptions, Snapshotter, WalkSnapshotter};
 
-use crate::copy::{ContextCopy, CopyError};
+use crate::copy::{AddOptions, CopyError, CopyRequest, SourceDir};
 use crate::run::{RunContext, RunError, run_instruction};
 use crate::sandbox::{MountPointStubs, Sandbox};
 use crate::user::{UserError, resolve_user};
@@ -221,6 +222,7 @@ pub fn build(
     std::fs::create_dir(&blobs).map_err(work_error(&blobs))?;
 
     let ignore = read_ignore_file(settings)?;
+    let copy_images = CopyImages::default();
     let mut images: BTreeMap<usize, Image> = BTreeMap::new();
     for &index in &plan.needed {
         let stage = &plan.stages[index];
@@ -233,6 +235,8 @@ pub fn build(
             sandbox,
             stage_dir: work_dir.path().join(format!("stage-{index}")),
             blobs: blobs.clone(),
+            source,
+            copy_images: &copy_images,
         };
         let image = executor.run(stage, base)?;
         images.insert(index, image);
@@ -318,6 +322,15 @@ struct StageExecutor<'a> {
     sandbox: &'a Sandbox,
     stage_dir: PathBuf,
     blobs: PathBuf,
+    source: &'a dyn BaseImageSource,
+    copy_images: &'a CopyImages,
+}
+
+/// The images that `COPY --from=<image>` named, each extracted once per
+/// build into a directory under the work directory.
+#[derive(Default)]
+struct CopyImages {
+    roots: std::cell::RefCell<BTreeMap<String, PathBuf>>,
 }
 
 /// The mutable state of a stage while it runs.
@@ -386,21 +399,16 @@ impl StageExecutor<'_> {
                 let created_by = format!("{} # buildkit", instruction.kind.to_line());
                 let runtime = state.image.config().config.clone();
                 self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
-                    self.copy_from_context(root, copy, &runtime)
-                        .map_err(|source| BuildError::Copy {
-                            file: self.settings.file.clone(),
-                            line,
-                            source,
-                        })
+                    self.copy(root, scratch, copy, &runtime)
+                        .map_err(|source| self.copy_error(line, source))
                 })
             }
-            InstructionKind::Add(_) => {
-                // TODO: COPY and ADD (context, --from, wildcards, archives,
-                // URLs); the sandbox and metadata came first.
-                Err(BuildError::NotImplemented {
-                    file: self.settings.file.clone(),
-                    line,
-                    instruction: keyword,
+            InstructionKind::Add(add) => {
+                let created_by = format!("{} # buildkit", instruction.kind.to_line());
+                let runtime = state.image.config().config.clone();
+                self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
+                    self.add(root, scratch, add, &runtime)
+                        .map_err(|source| self.copy_error(line, source))
                 })
             }
             InstructionKind::Workdir(_) => {
@@ -447,63 +455,114 @@ impl StageExecutor<'_> {
         }
     }
 
-    /// Runs a `COPY` whose sources come from the build context.
-    fn copy_from_context(
+    fn copy_error(&self, line: usize, source: CopyError) -> BuildError {
+        BuildError::Copy {
+            file: self.settings.file.clone(),
+            line,
+            source,
+        }
+    }
+
+    /// Runs a `COPY` from the build context, a stage or an image.
+    fn copy(
         &self,
         root: &Path,
+        scratch: &Path,
         copy: &CopyInstruction,
         runtime: &hoist_image::RuntimeConfig,
     ) -> Result<(), CopyError> {
-        // TODO: --parents, --exclude, --link and heredoc sources.
-        let unsupported = [
-            (copy.parents, "--parents"),
-            (!copy.exclude.is_empty(), "--exclude"),
-            (copy.link, "--link"),
-            (!copy.heredocs.is_empty(), "with heredocs"),
-        ];
-        if let Some((_, feature)) = unsupported.iter().find(|(used, _)| *used) {
-            return Err(CopyError::NotImplemented { feature });
-        }
-        let (context, origin, ignore) = match &copy.from {
-            Some(from) => {
-                let index = self.stage_index(from)?;
-                let rootfs = self.work_root.join(format!("stage-{index}/rootfs"));
-                (rootfs, format!("stage {from:?}"), None)
-            }
-            None => match &self.settings.context {
-                Some(context) => (
-                    context.clone(),
-                    "the build context".to_owned(),
-                    self.ignore.as_ref(),
-                ),
-                None => {
-                    return Err(CopyError::NotImplemented {
-                        feature: "without a build context",
-                    });
-                }
-            },
+        // NOTE: --link gives the same final filesystem as a plain COPY here,
+        // except where the destination path crosses a symlink of the base,
+        // which BuildKit does not follow for a linked copy.
+        let source_dir = match &copy.from {
+            Some(from) => Some(self.copy_from_directory(from)?),
+            None => self.context_directory(),
         };
-        let owner = match &copy.chown {
-            Some(owner) => Some(chown_ids(root, owner)?),
-            None if copy.from.is_none() => Some((0, 0)),
-            None => None,
-        };
-        ContextCopy {
-            context: &context,
-            origin,
-            ignore,
+        let chown = copy
+            .chown
+            .as_deref()
+            .map(|owner| chown_ids(root, owner))
+            .transpose()?;
+        CopyRequest {
+            source_dir,
             root,
+            scratch,
             workdir: runtime.working_dir.as_deref().unwrap_or("/"),
             sources: &copy.sources,
+            heredocs: &copy.heredocs,
             destination: &copy.destination,
-            owner,
+            chown,
             chmod: copy.chmod.as_deref(),
+            exclude: &copy.exclude,
+            parents: copy.parents,
+            add: None,
         }
         .run()
     }
 
+    /// Runs an `ADD` from the build context or from URLs.
+    fn add(
+        &self,
+        root: &Path,
+        scratch: &Path,
+        add: &AddInstruction,
+        runtime: &hoist_image::RuntimeConfig,
+    ) -> Result<(), CopyError> {
+        let chown = add
+            .chown
+            .as_deref()
+            .map(|owner| chown_ids(root, owner))
+            .transpose()?;
+        CopyRequest {
+            source_dir: self.context_directory(),
+            root,
+            scratch,
+            workdir: runtime.working_dir.as_deref().unwrap_or("/"),
+            sources: &add.sources,
+            heredocs: &add.heredocs,
+            destination: &add.destination,
+            chown,
+            chmod: add.chmod.as_deref(),
+            exclude: &add.exclude,
+            parents: false,
+            add: Some(AddOptions {
+                checksum: add.checksum.as_deref(),
+                keep_git_dir: add.keep_git_dir,
+            }),
+        }
+        .run()
+    }
+
+    fn context_directory(&self) -> Option<SourceDir<'_>> {
+        self.settings.context.as_ref().map(|context| SourceDir {
+            path: context.clone(),
+            origin: "the build context".to_owned(),
+            ignore: self.ignore.as_ref(),
+            keep_owner: false,
+        })
+    }
+
+    /// Returns the root that `COPY --from` names: a stage by name or index,
+    /// else an image reference, extracted on first use.
+    fn copy_from_directory(&self, from: &str) -> Result<SourceDir<'static>, CopyError> {
+        if let Some(index) = self.stage_index(from) {
+            return Ok(SourceDir {
+                path: self.work_root.join(format!("stage-{index}/rootfs")),
+                origin: format!("stage {from:?}"),
+                ignore: None,
+                keep_owner: true,
+            });
+        }
+        Ok(SourceDir {
+            path: self.image_root(from)?,
+            origin: format!("image {from:?}"),
+            ignore: None,
+            keep_owner: true,
+        })
+    }
+
     /// Finds the stage that `COPY --from` names, by name or by index.
-    fn stage_index(&self, from: &str) -> Result<usize, CopyError> {
+    fn stage_index(&self, from: &str) -> Option<usize> {
         let by_name = self
             .plan
             .stages
@@ -513,11 +572,32 @@ impl StageExecutor<'_> {
             .parse::<usize>()
             .ok()
             .filter(|index| *index < self.plan.stages.len());
-        by_name.or(by_index).ok_or(CopyError::NotImplemented {
-            // TODO: --from with an image reference, which needs the base
-            // image source and an extracted copy of the image.
-            feature: "--from with an image",
-        })
+        by_name.or(by_index)
+    }
+
+    /// Resolves `reference` through the base image source and extracts it
+    /// under the work directory, once per build.
+    fn image_root(&self, reference: &str) -> Result<PathBuf, CopyError> {
+        if let Some(root) = self.copy_images.roots.borrow().get(reference) {
+            return Ok(root.clone());
+        }
+        let count = self.copy_images.roots.borrow().len();
+        let root = self.work_root.join(format!("copy-image-{count}"));
+        let image_error = |source: Box<dyn std::error::Error + Send + Sync>| CopyError::FromImage {
+            reference: reference.to_owned(),
+            source,
+        };
+        let image = self
+            .source
+            .resolve(reference, &self.settings.platform)
+            .map_err(image_error)?;
+        std::fs::create_dir(&root).map_err(|error| image_error(error.into()))?;
+        extract_layers(&image, &root).map_err(|error| image_error(error.into()))?;
+        self.copy_images
+            .roots
+            .borrow_mut()
+            .insert(reference.to_owned(), root.clone());
+        Ok(root)
     }
 
     /// Creates the `WORKDIR` directory and its missing parents inside the

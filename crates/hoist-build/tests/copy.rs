@@ -1,0 +1,649 @@
+//! COPY and ADD on the testkit's busybox base: the files each rule puts in
+//! the stage root, and the errors of sources that are missing, outside the
+//! context or not supported.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use hoist_build::sandbox::Sandbox;
+use hoist_build::stage::{BuildError, BuildOutput, BuildSettings, LayoutSource, build};
+use hoist_dockerfile::instructions::instructions;
+use hoist_dockerfile::parser::parse;
+use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform, resolve};
+use hoist_image::Platform;
+use hoist_testkit::{BaseImage, base_image, sha256_digest};
+
+fn plan_platform() -> PlanPlatform {
+    PlanPlatform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: String::new(),
+    }
+}
+
+/// Builds `dockerfile` with `context`; `busybox` names the testkit's
+/// busybox image in `FROM` and in `COPY --from`.
+fn build_in(dockerfile: &str, work: &Path, context: &Path) -> Result<BuildOutput, BuildError> {
+    let parsed = parse(dockerfile, "Dockerfile").expect("parse");
+    let typed = instructions(&parsed).expect("typed instructions");
+    let options = BuildOptions {
+        build_args: BTreeMap::new(),
+        target: None,
+        target_platform: plan_platform(),
+        build_platform: plan_platform(),
+    };
+    let plan = resolve("Dockerfile", parsed.escape, &typed, &options).expect("resolve stages");
+    let busybox = base_image(BaseImage::Busybox).expect("busybox base image");
+    let mut source = LayoutSource::default();
+    source.insert(
+        "busybox",
+        busybox.layout,
+        Some(BaseImage::Busybox.manifest_tag()),
+    );
+    let settings = BuildSettings {
+        file: "Dockerfile".into(),
+        work_parent: work.to_path_buf(),
+        platform: Platform::linux_amd64(),
+        build_args: BTreeMap::new(),
+        compression: hoist_snapshot::Compression::Gzip { level: 6 },
+        context: Some(context.to_path_buf()),
+    };
+    let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
+    build(&plan, &settings, &sandbox, &source)
+}
+
+/// A work directory with an empty `context/` in it.
+struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-build-copy-")
+            .tempdir_in("/var/tmp")
+            .expect("temporary directory");
+        std::fs::create_dir(dir.path().join("context")).expect("create context");
+        Self { dir }
+    }
+
+    fn context(&self) -> PathBuf {
+        self.dir.path().join("context")
+    }
+
+    fn write(&self, path: &str, content: &[u8]) -> PathBuf {
+        let path = self.context().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("create parent");
+        std::fs::write(&path, content).expect("write context file");
+        path
+    }
+
+    fn build(&self, dockerfile: &str) -> Result<BuildOutput, BuildError> {
+        build_in(dockerfile, &self.dir.path().join("builds"), &self.context())
+    }
+
+    /// Builds `dockerfile` and returns the output with the root of its last
+    /// stage.
+    fn build_root(&self, dockerfile: &str) -> (BuildOutput, PathBuf) {
+        std::fs::create_dir_all(self.dir.path().join("builds")).expect("create builds");
+        let output = self.build(dockerfile).expect("build");
+        let stages = dockerfile.matches("FROM ").count();
+        let root = output
+            .work_dir()
+            .join(format!("stage-{}/rootfs", stages - 1));
+        (output, root)
+    }
+
+    fn build_error(&self, dockerfile: &str) -> String {
+        std::fs::create_dir_all(self.dir.path().join("builds")).expect("create builds");
+        self.build(dockerfile).expect_err("build fails").to_string()
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("read {path:?}: {error}"))
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|error| panic!("stat {path:?}: {error}"))
+        .mode()
+        & 0o7777
+}
+
+fn owner(path: &Path) -> (u32, u32) {
+    let metadata = std::fs::symlink_metadata(path).expect("stat");
+    (metadata.uid(), metadata.gid())
+}
+
+#[test]
+fn wildcards_follow_go_match() {
+    let work = Work::new();
+    work.write("a.txt", b"a\n");
+    work.write("b.txt", b"b\n");
+    work.write("c.md", b"c\n");
+    work.write("dir1/x.txt", b"x\n");
+    work.write("dir2/y.txt", b"y\n");
+    work.write("dir2/z.md", b"z\n");
+    let dockerfile = "FROM busybox\nCOPY *.txt /star/\nCOPY dir?/*.txt /nested/\n\
+                      COPY [ab].txt /class/\nCOPY c.m? /single\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert_eq!(read(&root.join("star/a.txt")), "a\n");
+    assert_eq!(read(&root.join("star/b.txt")), "b\n");
+    assert!(!root.join("star/c.md").exists());
+    assert_eq!(read(&root.join("nested/x.txt")), "x\n");
+    assert_eq!(read(&root.join("nested/y.txt")), "y\n");
+    assert!(!root.join("nested/z.md").exists());
+    assert!(root.join("class/a.txt").is_file());
+    assert!(root.join("class/b.txt").is_file());
+    assert_eq!(
+        read(&root.join("single")),
+        "c\n",
+        "one match names the file"
+    );
+}
+
+#[test]
+fn wildcard_without_match_fails() {
+    let work = Work::new();
+    work.write("a.txt", b"a\n");
+    let error = work.build_error("FROM busybox\nCOPY *.rs /src/\n");
+    assert_eq!(
+        error,
+        "Dockerfile:2: no files in the build context match the pattern \"*.rs\""
+    );
+    let error = work.build_error("FROM busybox\nCOPY [a.txt /src/\n");
+    assert_eq!(error, "Dockerfile:2: invalid wildcard pattern \"[a.txt\"");
+}
+
+#[test]
+fn several_sources_need_directory_destination() {
+    let work = Work::new();
+    work.write("a.txt", b"a\n");
+    work.write("b.txt", b"b\n");
+    let error = work.build_error("FROM busybox\nCOPY a.txt b.txt /files\n");
+    assert_eq!(
+        error,
+        "Dockerfile:2: several sources need a directory destination: \
+         end \"/files\" with / or create it first"
+    );
+    let error = work.build_error("FROM busybox\nCOPY *.txt /files\n");
+    assert!(
+        error.contains("several sources need a directory"),
+        "{error}"
+    );
+    let (_output, root) =
+        work.build_root("FROM busybox\nRUN mkdir /files\nCOPY a.txt b.txt /files\n");
+    assert!(root.join("files/a.txt").is_file(), "an existing directory");
+    assert!(root.join("files/b.txt").is_file());
+}
+
+#[test]
+fn symlinks_followed_only_as_sources() {
+    let work = Work::new();
+    work.write("dir/a.txt", b"a\n");
+    symlink("a.txt", work.context().join("dir/link")).expect("symlink");
+    symlink("dir", work.context().join("dir-link")).expect("symlink");
+    let dockerfile = "FROM busybox\nCOPY dir/link /followed\nCOPY dir-link /through/\n";
+    let (_output, root) = work.build_root(dockerfile);
+    let followed = std::fs::symlink_metadata(root.join("followed")).expect("stat");
+    assert!(
+        followed.is_file(),
+        "a symlink named as the source is followed"
+    );
+    assert_eq!(read(&root.join("followed")), "a\n");
+    let kept = std::fs::read_link(root.join("through/link")).expect("link inside a directory");
+    assert_eq!(kept, Path::new("a.txt"));
+}
+
+#[test]
+fn hardlinks_stay_hardlinks() {
+    let work = Work::new();
+    let first = work.write("dir/first", b"shared\n");
+    std::fs::hard_link(&first, work.context().join("dir/second")).expect("hard link");
+    let (output, root) = work.build_root("FROM busybox\nCOPY dir /linked/\n");
+    let first = std::fs::metadata(root.join("linked/first")).expect("stat first");
+    let second = std::fs::metadata(root.join("linked/second")).expect("stat second");
+    assert_eq!(first.ino(), second.ino());
+
+    let layer = output.image.layers().last().expect("a COPY layer");
+    let blob = layer.open().expect("open layer");
+    let decoder = flate2::read::GzDecoder::new(blob);
+    let mut archive = tar::Archive::new(decoder);
+    let links: Vec<String> = archive
+        .entries()
+        .expect("entries")
+        .map(|entry| entry.expect("entry"))
+        .filter(|entry| entry.header().entry_type() == tar::EntryType::Link)
+        .map(|entry| entry.path().expect("path").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(links, ["linked/second"], "the layer stores one hardlink");
+}
+
+#[test]
+fn destination_resolves_inside_root() {
+    let work = Work::new();
+    work.write("a.txt", b"a\n");
+    let dockerfile = "FROM busybox\nRUN mkdir /srv && ln -s /srv /app && ln -s ../../../../.. /up\n\
+                      COPY a.txt /app/\nCOPY a.txt /up/escaped.txt\n";
+    let (output, root) = work.build_root(dockerfile);
+    assert_eq!(read(&root.join("srv/a.txt")), "a\n");
+    assert!(root.join("app").is_symlink(), "the symlink stays");
+    assert_eq!(read(&root.join("escaped.txt")), "a\n");
+    let outside = output.work_dir().join("escaped.txt");
+    assert!(!outside.exists());
+    assert!(!work.dir.path().join("escaped.txt").exists());
+}
+
+#[test]
+fn chown_spares_existing_directories() {
+    let work = Work::new();
+    work.write("tree/sub/file", b"f\n");
+    let dockerfile = "FROM busybox\nRUN mkdir -p /existing && chmod 0750 /existing\n\
+                      COPY --chown=1000:1001 tree /existing/\n\
+                      COPY --chown=1000:1001 tree/sub/file /new/deep/file\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert_eq!(owner(&root.join("existing")), (0, 0));
+    assert_eq!(mode(&root.join("existing")), 0o750);
+    assert_eq!(owner(&root.join("existing/sub")), (1000, 1001));
+    assert_eq!(owner(&root.join("existing/sub/file")), (1000, 1001));
+    assert_eq!(owner(&root.join("new")), (1000, 1001));
+    assert_eq!(owner(&root.join("new/deep")), (1000, 1001));
+    assert_eq!(owner(&root.join("new/deep/file")), (1000, 1001));
+    assert_eq!(owner(&root.join("bin")), (0, 0));
+}
+
+#[test]
+fn symbolic_chmod_changes_bits() {
+    let work = Work::new();
+    let file = work.write("tree/file", b"f\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let script = work.write("tree/script", b"#!/bin/sh\n");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let dockerfile = "FROM busybox\nCOPY --chmod=u+x,g-r tree/file /one\n\
+                      COPY --chmod=a=rX tree /tree/\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert_eq!(mode(&root.join("one")), 0o700);
+    assert_eq!(mode(&root.join("tree/file")), 0o444);
+    assert_eq!(mode(&root.join("tree/script")), 0o555);
+    let error = work.build_error("FROM busybox\nCOPY --chmod=u+q tree/file /bad\n");
+    assert!(
+        error.starts_with("Dockerfile:2: invalid --chmod value \"u+q\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn exclude_patterns_skip_entries() {
+    let work = Work::new();
+    work.write("docs/guide.md", b"g\n");
+    work.write("docs/keep.txt", b"k\n");
+    work.write("docs/skip/deep.txt", b"d\n");
+    work.write("home.txt", b"h\n");
+    work.write("home.rs", b"r\n");
+    // NOTE: buildah 1.28 has no --exclude, so this checks the tree alone.
+    let dockerfile = "FROM busybox\nCOPY --exclude=*.md --exclude=skip docs /docs/\n\
+                      COPY --exclude=*.txt hom* /home-files/\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert!(root.join("docs/keep.txt").is_file());
+    assert!(!root.join("docs/guide.md").exists());
+    assert!(!root.join("docs/skip").exists());
+    assert!(root.join("home-files/home.rs").is_file());
+    assert!(!root.join("home-files/home.txt").exists());
+}
+
+#[test]
+fn parents_keep_source_directories() {
+    let work = Work::new();
+    work.write("x/a.txt", b"a\n");
+    work.write("y/a.txt", b"b\n");
+    work.write("base/lib/c.txt", b"c\n");
+    // NOTE: buildah 1.28 has no --parents, so this checks the tree alone.
+    let dockerfile = "FROM busybox\nCOPY --parents x/a.txt y/a.txt /p/\n\
+                      COPY --parents ./base/./lib/*.txt /pivot/\nCOPY --parents x /dirs/\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert_eq!(read(&root.join("p/x/a.txt")), "a\n");
+    assert_eq!(read(&root.join("p/y/a.txt")), "b\n");
+    assert_eq!(read(&root.join("pivot/lib/c.txt")), "c\n");
+    assert_eq!(read(&root.join("dirs/x/a.txt")), "a\n");
+}
+
+#[test]
+fn sources_never_leave_context() {
+    let work = Work::new();
+    work.write("inside/a.txt", b"a\n");
+    symlink("/etc", work.context().join("etc-link")).expect("symlink");
+    symlink("../../..", work.context().join("up-link")).expect("symlink");
+    let cases = [
+        ("../../etc/passwd", "source \"../../etc/passwd\" not found"),
+        ("etc-link/passwd", "source \"etc-link/passwd\" not found"),
+        (
+            "up-link/etc/passwd",
+            "source \"up-link/etc/passwd\" not found",
+        ),
+        (
+            "etc-link/*",
+            "no files in the build context match the pattern \"etc-link/*\"",
+        ),
+        (
+            "up-link/etc/pass*",
+            "match the pattern \"up-link/etc/pass*\"",
+        ),
+    ];
+    for (source, expected) in cases {
+        let error = work.build_error(&format!("FROM busybox\nCOPY {source} /stolen/\n"));
+        assert!(error.starts_with("Dockerfile:2: "), "{error}");
+        assert!(error.contains(expected), "{source}: {error}");
+    }
+    let (_output, root) = work.build_root("FROM busybox\nCOPY up-link/inside /kept/\n");
+    assert_eq!(
+        read(&root.join("kept/a.txt")),
+        "a\n",
+        "`..` stops at the context"
+    );
+}
+
+/// Returns a ustar header of `kind` owned by root.
+fn header(kind: tar::EntryType) -> tar::Header {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(kind);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mode(0o777);
+    header.set_mtime(0);
+    header.set_size(0);
+    header
+}
+
+/// Returns a tar archive with a directory, a file owned by 1234:1234, a
+/// hardlink to it and a symlink.
+fn sample_tar() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut directory = header(tar::EntryType::Directory);
+    directory.set_mode(0o755);
+    builder
+        .append_data(&mut directory, "pkg/", std::io::empty())
+        .expect("append directory");
+    let mut file = header(tar::EntryType::Regular);
+    file.set_mode(0o640);
+    file.set_uid(1234);
+    file.set_gid(1234);
+    file.set_size(6);
+    file.set_mtime(1_000_000_000);
+    builder
+        .append_data(&mut file, "pkg/data", &b"hello\n"[..])
+        .expect("append file");
+    let mut link = header(tar::EntryType::Link);
+    builder
+        .append_link(&mut link, "pkg/data-link", "pkg/data")
+        .expect("append hardlink");
+    let mut symbolic = header(tar::EntryType::Symlink);
+    builder
+        .append_link(&mut symbolic, "pkg/current", "data")
+        .expect("append symlink");
+    builder.into_inner().expect("finish tar")
+}
+
+/// Returns `sample_tar()` compressed with `format`.
+fn compressed_tar(format: &str) -> Vec<u8> {
+    let tar = sample_tar();
+    match format {
+        "tar" => tar,
+        "gz" => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(&tar).expect("gzip");
+            encoder.finish().expect("gzip")
+        }
+        "bz2" => {
+            let mut encoder =
+                bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+            encoder.write_all(&tar).expect("bzip2");
+            encoder.finish().expect("bzip2")
+        }
+        "xz" => {
+            let mut encoder = xz2::write::XzEncoder::new(Vec::new(), 6);
+            encoder.write_all(&tar).expect("xz");
+            encoder.finish().expect("xz")
+        }
+        "zst" => zstd::encode_all(&tar[..], 3).expect("zstd"),
+        other => panic!("unknown format {other}"),
+    }
+}
+
+#[test]
+fn add_extracts_local_archives() {
+    let work = Work::new();
+    let formats = ["tar", "gz", "bz2", "xz", "zst"];
+    let mut dockerfile = String::from("FROM busybox\n");
+    for format in formats {
+        // Names that hide the format: detection reads the content.
+        work.write(&format!("archive-{format}.bin"), &compressed_tar(format));
+        dockerfile.push_str(&format!("ADD archive-{format}.bin /x-{format}\n"));
+    }
+    let (_output, root) = work.build_root(&dockerfile);
+    for format in formats {
+        let directory = root.join(format!("x-{format}/pkg"));
+        assert_eq!(read(&directory.join("data")), "hello\n", "{format}");
+        assert_eq!(owner(&directory.join("data")), (1234, 1234), "{format}");
+        assert_eq!(mode(&directory.join("data")), 0o640, "{format}");
+        let data = std::fs::metadata(directory.join("data")).expect("stat data");
+        let link = std::fs::metadata(directory.join("data-link")).expect("stat link");
+        assert_eq!(data.ino(), link.ino(), "{format}: hardlink kept");
+        assert_eq!(data.mtime(), 1_000_000_000, "{format}");
+        let target = std::fs::read_link(directory.join("current")).expect("symlink");
+        assert_eq!(target, Path::new("data"), "{format}");
+    }
+}
+
+#[test]
+fn add_copies_non_archives_as_files() {
+    let work = Work::new();
+    work.write("plain.tar.gz", b"not an archive\n");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(b"compressed text, no tar\n").expect("gzip");
+    let gzip = gzip.finish().expect("gzip");
+    work.write("text.gz", &gzip);
+    let dockerfile = "FROM busybox\nADD plain.tar.gz text.gz /files/\n\
+                      ADD --chown=1000:1000 --chmod=0751 plain.tar.gz /owned\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert_eq!(read(&root.join("files/plain.tar.gz")), "not an archive\n");
+    let copied = std::fs::read(root.join("files/text.gz")).expect("read text.gz");
+    assert_eq!(copied, gzip);
+    assert_eq!(owner(&root.join("owned")), (1000, 1000));
+    assert_eq!(mode(&root.join("owned")), 0o751);
+}
+
+#[test]
+fn add_archive_stays_in_destination() {
+    let work = Work::new();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(4);
+    header.set_mode(0o644);
+    let name = b"../../../escaped";
+    header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    header.set_cksum();
+    builder
+        .append(&header, &b"bad\n"[..])
+        .expect("append entry");
+    work.write("evil.tar", &builder.into_inner().expect("finish tar"));
+    let error = work.build_error("FROM busybox\nADD evil.tar /unpacked/\n");
+    assert!(
+        error.starts_with("Dockerfile:2: failed to extract the archive"),
+        "{error}"
+    );
+    assert!(!work.dir.path().join("escaped").exists());
+}
+
+/// A loopback HTTP server that serves `files` (path, body) with a fixed
+/// `Last-Modified`, until it is dropped.
+struct FileServer {
+    address: String,
+    server: std::sync::Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const LAST_MODIFIED: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+const LAST_MODIFIED_SECONDS: i64 = 784_111_777;
+
+impl FileServer {
+    fn start(files: Vec<(&'static str, Vec<u8>)>) -> Self {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("server"));
+        let address = format!(
+            "http://{}",
+            server.server_addr().to_ip().expect("IP address")
+        );
+        let serving = server.clone();
+        let thread = std::thread::spawn(move || {
+            for request in serving.incoming_requests() {
+                let found = files.iter().find(|(path, _)| *path == request.url());
+                let response = match found {
+                    Some((_, body)) => tiny_http::Response::from_data(body.clone()).with_header(
+                        tiny_http::Header::from_bytes("Last-Modified", LAST_MODIFIED)
+                            .expect("header"),
+                    ),
+                    None => {
+                        tiny_http::Response::from_data(b"missing".to_vec()).with_status_code(404)
+                    }
+                };
+                let _ = request.respond(response);
+            }
+        });
+        Self {
+            address,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn add_downloads_urls() {
+    let archive = compressed_tar("gz");
+    let server = FileServer::start(vec![
+        ("/files/hello.txt", b"hello\n".to_vec()),
+        ("/files/app.tar.gz", archive.clone()),
+    ]);
+    let work = Work::new();
+    let good = sha256_digest(b"hello\n");
+    let dockerfile = format!(
+        "FROM busybox\nADD {hello} /downloads/\nADD {archive} /downloads/\n\
+         ADD --checksum={good} --chown=1000:1000 --chmod=0644 {hello} /named\n",
+        hello = server.url("/files/hello.txt"),
+        archive = server.url("/files/app.tar.gz"),
+    );
+    let (_output, root) = work.build_root(&dockerfile);
+    let hello = root.join("downloads/hello.txt");
+    assert_eq!(read(&hello), "hello\n");
+    assert_eq!(mode(&hello), 0o600);
+    assert_eq!(owner(&hello), (0, 0));
+    let modified = std::fs::metadata(&hello).expect("stat").mtime();
+    assert_eq!(modified, LAST_MODIFIED_SECONDS, "mtime from Last-Modified");
+    let downloaded = std::fs::read(root.join("downloads/app.tar.gz")).expect("read archive");
+    assert_eq!(downloaded, archive, "a downloaded archive is not extracted");
+    assert_eq!(owner(&root.join("named")), (1000, 1000));
+    assert_eq!(mode(&root.join("named")), 0o644);
+}
+
+#[test]
+fn add_rejects_bad_downloads() {
+    let server = FileServer::start(vec![("/hello.txt", b"hello\n".to_vec())]);
+    let work = Work::new();
+    work.write("local.txt", b"local\n");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let actual = sha256_digest(b"hello\n");
+    let url = server.url("/hello.txt");
+    let error = work.build_error(&format!("FROM busybox\nADD --checksum={wrong} {url} /h\n"));
+    assert_eq!(
+        error,
+        format!("Dockerfile:2: checksum mismatch for {url}: expected {wrong}, got {actual}")
+    );
+    let missing = server.url("/missing");
+    let error = work.build_error(&format!("FROM busybox\nADD {missing} /m\n"));
+    assert_eq!(
+        error,
+        format!("Dockerfile:2: failed to download {missing}: HTTP status 404 Not Found")
+    );
+    let error = work.build_error(&format!(
+        "FROM busybox\nADD --checksum={actual} local.txt /l\n"
+    ));
+    assert_eq!(
+        error,
+        "Dockerfile:2: --checksum applies to URL sources only, not to \"local.txt\""
+    );
+    let error = work.build_error(&format!("FROM busybox\nCOPY {url} /c\n"));
+    assert!(error.contains("use ADD for URL sources"), "{error}");
+}
+
+#[test]
+fn git_sources_are_unsupported() {
+    let work = Work::new();
+    let error =
+        work.build_error("FROM busybox\nADD --keep-git-dir=true git@git.invalid:a.git /src\n");
+    assert_eq!(
+        error,
+        "Dockerfile:2: ADD --keep-git-dir is not supported yet"
+    );
+    let error = work.build_error("FROM busybox\nADD https://git.invalid/repo.git /src\n");
+    assert_eq!(
+        error,
+        "Dockerfile:2: ADD from the Git repository \"https://git.invalid/repo.git\" \
+         is not supported yet"
+    );
+}
+
+#[test]
+fn copy_from_image_reference() {
+    let work = Work::new();
+    let dockerfile = "FROM busybox\nRUN mkdir /marker\n\
+                      FROM scratch\nCOPY --from=busybox /bin/busybox /bin/\n\
+                      COPY --from=busybox /etc/passwd /etc/group /etc/\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert!(root.join("bin/busybox").is_file());
+    assert!(root.join("etc/passwd").is_file());
+    assert!(root.join("etc/group").is_file());
+    assert!(!root.join("marker").exists(), "the image, not the stage");
+    let error = work.build_error("FROM busybox\nCOPY --from=unknown /a /a\n");
+    assert!(
+        error.starts_with("Dockerfile:2: failed to use the image \"unknown\" of --from"),
+        "{error}"
+    );
+}
+
+#[test]
+fn heredoc_sources_become_files() {
+    let work = Work::new();
+    let dockerfile = "FROM busybox\nCOPY <<EOF /etc/greeting\nhello\nworld\nEOF\n\
+                      COPY --chmod=0755 <<run.sh <<-notes.txt /heredocs/\n#!/bin/sh\nrun.sh\n\
+                      \tindented\n\tnotes.txt\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert_eq!(read(&root.join("etc/greeting")), "hello\nworld\n");
+    assert_eq!(mode(&root.join("etc/greeting")), 0o644);
+    assert_eq!(read(&root.join("heredocs/run.sh")), "#!/bin/sh\n");
+    assert_eq!(mode(&root.join("heredocs/run.sh")), 0o755);
+    assert_eq!(read(&root.join("heredocs/notes.txt")), "indented\n");
+}
+
+#[test]
+fn link_copies_like_plain_copy() {
+    let work = Work::new();
+    work.write("a.txt", b"a\n");
+    let (_output, root) = work.build_root("FROM busybox\nCOPY --link a.txt /linked/\n");
+    assert_eq!(read(&root.join("linked/a.txt")), "a\n");
+}
