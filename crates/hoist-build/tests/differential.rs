@@ -11,6 +11,9 @@ use hoist_dockerfile::instructions::instructions;
 use hoist_dockerfile::parser::parse;
 use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform, resolve};
 use hoist_image::{ManifestFormat, Platform, write_oci_layout};
+mod common;
+
+use common::{FileServer, compressed_tar};
 use hoist_testkit::{
     Aspect, BaseImage, Buildah, Exception, ImageSource, Registry, RegistryAccess, base_image,
     compare_rootfs_except, push_base_image, skopeo_inspect_config, unpack_image,
@@ -126,6 +129,24 @@ fn assert_same_with_context(
     context_files: &[(&str, &str)],
     exceptions: &[Exception],
 ) {
+    let write_files = |context: &Path| {
+        for (path, content) in context_files {
+            let path = context.join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("create parent");
+            std::fs::write(path, content).expect("write context file");
+        }
+    };
+    assert_same_with_prepared_context(image, template, write_files, exceptions);
+}
+
+/// Like [`assert_same_as_buildah`], with a build context that `prepare`
+/// fills.
+fn assert_same_with_prepared_context(
+    image: BaseImage,
+    template: &str,
+    prepare: impl FnOnce(&Path),
+    exceptions: &[Exception],
+) {
     let registry = Registry::builder().start().expect("registry");
     push_base_image(&registry, image).expect("push base image");
     let base = registry.reference(&format!("{}:{}", image.repository(), image.manifest_tag()));
@@ -136,11 +157,7 @@ fn assert_same_with_context(
         .expect("temporary directory");
     let context = work.path().join("context");
     std::fs::create_dir(&context).expect("create context");
-    for (path, content) in context_files {
-        let path = context.join(path);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("create parent");
-        std::fs::write(path, content).expect("write context file");
-    }
+    prepare(&context);
 
     let bases = [(base, image)];
     compare_builds(
@@ -281,6 +298,106 @@ COPY a.txt dir/sub/b.txt /multi/
         (".dockerignore", "dir/ignored.txt\nDockerfile\n"),
     ];
     assert_same_with_context(BaseImage::Busybox, dockerfile, &files, &[]);
+}
+
+#[test]
+fn busybox_copy_rules_match() {
+    use std::os::unix::fs::symlink;
+
+    let dockerfile = "\
+FROM {base}
+RUN mkdir -p /srv/data /existing && ln -s /srv/data /data && chmod 0750 /existing
+COPY *.txt /star/
+COPY dir?/*.txt /nested/
+COPY [ab].txt c.m? /existing
+COPY dir1/link /followed
+COPY dir1 /tree/
+COPY links /links/
+COPY a.txt /data/
+COPY --chown=1000:1001 dir2 /existing/
+COPY --chown=1000:1001 --chmod=0640 a.txt /created/deep/
+";
+    // NOTE: buildah 1.28 rejects --link, so the copy test covers it alone.
+    let prepare = |context: &Path| {
+        let files = [
+            ("a.txt", "a\n"),
+            ("b.txt", "b\n"),
+            ("c.md", "c\n"),
+            ("dir1/x.txt", "x\n"),
+            ("dir2/y.txt", "y\n"),
+            ("dir2/sub/z.md", "z\n"),
+            ("links/first", "shared\n"),
+        ];
+        for (path, content) in files {
+            let path = context.join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("create parent");
+            std::fs::write(path, content).expect("write context file");
+        }
+        symlink("x.txt", context.join("dir1/link")).expect("symlink");
+        std::fs::hard_link(context.join("links/first"), context.join("links/second"))
+            .expect("hard link");
+    };
+    assert_same_with_prepared_context(BaseImage::Busybox, dockerfile, prepare, &[]);
+}
+
+#[test]
+fn busybox_add_archives_match() {
+    let dockerfile = "\
+FROM {base}
+ADD archive.tar /plain/
+ADD archive-gz.bin /gz
+ADD archive-bz2.bin /bz2/
+ADD archive-xz.bin /xz/
+ADD archive-zst.bin /zst/
+ADD not-an-archive.tar.gz text.gz /files/
+ADD --chown=1000:1000 archive-gz.bin /owned/
+";
+    let prepare = |context: &Path| {
+        std::fs::write(context.join("archive.tar"), compressed_tar("tar")).expect("write tar");
+        for format in ["gz", "bz2", "xz", "zst"] {
+            let path = context.join(format!("archive-{format}.bin"));
+            std::fs::write(path, compressed_tar(format)).expect("write archive");
+        }
+        std::fs::write(context.join("not-an-archive.tar.gz"), "plain\n").expect("write file");
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gzip, b"text\n").expect("gzip");
+        std::fs::write(context.join("text.gz"), gzip.finish().expect("gzip")).expect("write");
+    };
+    // Buildah 1.28.2 ignores --chown for the entries of an extracted
+    // archive and keeps the archive's owners. Docker applies --chown to
+    // them, and so does hoist.
+    let chown_ignored = Exception::subtree("/owned").only(Aspect::Owner);
+    assert_same_with_prepared_context(BaseImage::Busybox, dockerfile, prepare, &[chown_ignored]);
+}
+
+#[test]
+fn busybox_add_url_matches() {
+    let server = FileServer::start(vec![
+        ("/files/hello.txt", b"hello\n".to_vec()),
+        ("/files/app.tar.gz", compressed_tar("gz")),
+    ]);
+    // NOTE: buildah 1.28 rejects --checksum, so the copy test covers it
+    // alone.
+    let dockerfile = format!(
+        "FROM {{base}}\nADD {hello} /downloads/\nADD {archive} /downloads/\n\
+         ADD --chown=1000:1000 --chmod=0644 {hello} /owned/\n",
+        hello = server.url("/files/hello.txt"),
+        archive = server.url("/files/app.tar.gz"),
+    );
+    assert_same_with_context(BaseImage::Busybox, &dockerfile, &[], &[]);
+}
+
+#[test]
+fn busybox_copy_from_image_matches() {
+    let dockerfile = "\
+FROM {base} AS first
+RUN echo stage > /stage-file
+FROM {base}
+COPY --from={base} /bin/busybox /copied/bin/
+COPY --from={base} /etc/passwd /etc/group /copied/etc/
+COPY --from=first /stage-file /
+";
+    assert_same_as_buildah(BaseImage::Busybox, dockerfile, &[]);
 }
 
 /// A multi-stage build like a small project's: ARG before FROM, RUN,
