@@ -400,6 +400,29 @@ COPY --from=first /stage-file /
     assert_same_as_buildah(BaseImage::Busybox, dockerfile, &[]);
 }
 
+#[test]
+fn debian_copy_and_add_match() {
+    let dockerfile = "\
+FROM {base}
+COPY --chown=www-data:www-data site /var/www/site/
+COPY --chown=nobody tools/*.sh /usr/local/bin/
+ADD --chown=daemon:daemon site/page.html /srv/
+ADD bundle.tar.xz /opt/bundle/
+WORKDIR /opt/app
+COPY site/page.html ./
+";
+    let prepare = |context: &Path| {
+        std::fs::create_dir_all(context.join("site/assets")).expect("create site");
+        std::fs::create_dir_all(context.join("tools")).expect("create tools");
+        std::fs::write(context.join("site/page.html"), "<p>hi</p>\n").expect("write page");
+        std::fs::write(context.join("site/assets/style.css"), "p {}\n").expect("write css");
+        std::fs::write(context.join("tools/run.sh"), "#!/bin/sh\n").expect("write run.sh");
+        std::fs::write(context.join("tools/build.sh"), "#!/bin/sh\n").expect("write build.sh");
+        std::fs::write(context.join("bundle.tar.xz"), compressed_tar("xz")).expect("write xz");
+    };
+    assert_same_with_prepared_context(BaseImage::Debian, dockerfile, prepare, &[]);
+}
+
 /// A multi-stage build like a small project's: ARG before FROM, RUN,
 /// COPY with `.dockerignore`, ENV, WORKDIR, a new user, USER and
 /// `COPY --from` with several sources.

@@ -26,6 +26,12 @@ pub(crate) enum ArchiveFormat {
 
 const TAR_BLOCK: usize = 512;
 
+/// The time allowed to connect to the server of a URL source.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The time allowed for each read of a download: a stalled server fails the
+/// build, while a slow but steady download of any size goes on.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Returns the format of the file at `path` when it is a tar archive,
 /// plain or compressed, and `None` for any other file, which ADD copies as
 /// is.
@@ -143,7 +149,8 @@ pub(crate) fn download(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .proxy(None)
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(600)))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_per_read(Some(READ_TIMEOUT))
         .build()
         .into();
     let mut response = agent

@@ -152,7 +152,8 @@ fn class_bits(mode: u32, class: char) -> u32 {
     }
 }
 
-/// The setuid, setgid and sticky bits that `=` clears for `who`.
+/// Returns the setuid and setgid bits that belong to the classes in `who`,
+/// which `=` clears and `s` sets.
 fn special_mask(who: u8) -> u32 {
     let mut bits = 0;
     if who & USER != 0 {

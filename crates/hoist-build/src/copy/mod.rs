@@ -171,7 +171,7 @@ pub(crate) struct AddOptions<'a> {
 /// One `COPY` or `ADD`.
 #[derive(Debug)]
 pub(crate) struct CopyRequest<'a> {
-    /// Where path sources are read from, or `None` for a build without a
+    /// The directory of path sources, or `None` for a build without a
     /// context.
     pub(crate) source_dir: Option<SourceDir<'a>>,
     /// The stage root.
@@ -360,7 +360,9 @@ impl CopyRequest<'_> {
         let exists = |path: &Path| {
             open_in(&dir_fd, path, OFlags::PATH).is_ok() && !is_ignored(source_dir, path)
         };
-        let matches = wildcard::expand(&relative, list, exists)?;
+        let matches = wildcard::expand(&relative, list, exists).map_err(|_| BadPattern {
+            pattern: source.to_owned(),
+        })?;
         if matches.is_empty() {
             return Err(CopyError::NoMatch {
                 pattern: source.to_owned(),
@@ -468,8 +470,8 @@ impl CopyContext<'_> {
         self.writer.create_directory(parent, owner)
     }
 
-    /// The owner of heredoc bodies, downloads and extracted archives without
-    /// `--chown`.
+    /// Returns the owner of heredoc bodies and downloads: `--chown`, else
+    /// root.
     fn fixed_owner(&self) -> Owner {
         let (uid, gid) = self.request.chown.unwrap_or((0, 0));
         Owner::Fixed(uid, gid)

@@ -31,7 +31,7 @@ pub(crate) enum Owner {
 }
 
 impl Owner {
-    /// The owner of directories that the copy creates.
+    /// Returns the owner of directories that the copy creates.
     fn of_created_directories(self) -> (u32, u32) {
         match self {
             Self::Fixed(uid, gid) => (uid, gid),
