@@ -276,9 +276,9 @@ fn read_ignore_file(settings: &BuildSettings) -> Result<Option<IgnoreMatcher>, B
 /// Resolves `--chown`: a user without a group gets the same number as its
 /// group, as Docker documents for COPY.
 fn chown_ids(root: &Path, owner: &str) -> Result<(u32, u32), CopyError> {
-    let identity = resolve_user(root, owner).map_err(|error| CopyError::Io {
-        path: PathBuf::from("/etc/passwd"),
-        source: io::Error::other(error.to_string()),
+    let identity = resolve_user(root, owner).map_err(|source| CopyError::Chown {
+        value: owner.to_owned(),
+        source,
     })?;
     let gid = if owner.contains(':') {
         identity.gid

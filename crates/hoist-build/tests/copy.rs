@@ -477,6 +477,36 @@ fn add_rejects_bad_downloads() {
 }
 
 #[test]
+fn failures_remove_work_directory() {
+    let work = Work::new();
+    work.write("a.txt", b"a\n");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let server = FileServer::start(vec![("/a.txt", b"a\n".to_vec())]);
+    let cases = [
+        (
+            "COPY --chown=ghost a.txt /a".to_owned(),
+            "Dockerfile:2: invalid --chown value \"ghost\"".to_owned(),
+        ),
+        (
+            "COPY missing.txt /a".to_owned(),
+            "Dockerfile:2: source \"missing.txt\" not found in the build context".to_owned(),
+        ),
+        (
+            format!("ADD --checksum={wrong} {} /a", server.url("/a.txt")),
+            "Dockerfile:2: checksum mismatch".to_owned(),
+        ),
+    ];
+    for (instruction, expected) in cases {
+        let error = work.build_error(&format!("FROM busybox\n{instruction}\n"));
+        assert!(error.starts_with(&expected), "{instruction}: {error}");
+        let left: Vec<_> = std::fs::read_dir(work.dir.path().join("builds"))
+            .expect("read work parent")
+            .collect();
+        assert!(left.is_empty(), "{instruction}: {left:?}");
+    }
+}
+
+#[test]
 fn git_sources_are_unsupported() {
     let work = Work::new();
     let error =

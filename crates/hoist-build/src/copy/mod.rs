@@ -52,6 +52,15 @@ pub enum CopyError {
         /// The place searched.
         origin: String,
     },
+    /// The `--chown` owner is not in the image.
+    #[error("invalid --chown value {value:?}")]
+    Chown {
+        /// The value as written.
+        value: String,
+        /// The cause.
+        #[source]
+        source: crate::user::UserError,
+    },
     /// A wildcard source is malformed.
     #[error(transparent)]
     BadPattern(#[from] BadPattern),

@@ -242,6 +242,15 @@ mod tests {
         assert!(component_matches("[]a]", "a").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn escaped_names_match_themselves(name in "[^/]{0,12}") {
+            let escaped: String = name.chars().flat_map(|ch| ['\\', ch]).collect();
+            proptest::prop_assert_eq!(component_matches(&escaped, &name), Ok(true));
+            proptest::prop_assert_eq!(component_matches("*", &name), Ok(true));
+        }
+    }
+
     #[test]
     fn expand_walks_components() {
         let tree = [
