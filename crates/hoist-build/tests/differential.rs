@@ -316,6 +316,9 @@ COPY links /links/
 COPY a.txt /data/
 COPY --chown=1000:1001 dir2 /existing/
 COPY --chown=1000:1001 --chmod=0640 a.txt /created/deep/
+COPY private /private-slash/
+COPY private /private-plain
+COPY --chmod=0750 dir2 /chmod-tree/
 ";
     // NOTE: buildah 1.28 rejects --link, so the copy test covers it alone.
     let prepare = |context: &Path| {
@@ -334,6 +337,13 @@ COPY --chown=1000:1001 --chmod=0640 a.txt /created/deep/
             std::fs::write(path, content).expect("write context file");
         }
         symlink("x.txt", context.join("dir1/link")).expect("symlink");
+        std::fs::create_dir(context.join("private")).expect("create private");
+        std::fs::write(context.join("private/key"), "k\n").expect("write key");
+        std::fs::set_permissions(
+            context.join("private"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod private");
         std::fs::hard_link(context.join("links/first"), context.join("links/second"))
             .expect("hard link");
     };
@@ -391,8 +401,9 @@ fn busybox_add_url_matches() {
 fn busybox_copy_from_image_matches() {
     let dockerfile = "\
 FROM {base} AS first
-RUN echo stage > /stage-file
+RUN echo stage > /stage-file && mkdir /out && echo a > /out/a.txt && echo b > /out/b.txt
 FROM {base}
+COPY --from=first /out/*.txt /from-stage/
 COPY --from={base} /bin/busybox /copied/bin/
 COPY --from={base} /etc/passwd /etc/group /copied/etc/
 COPY --from=first /stage-file /
