@@ -227,6 +227,67 @@ fn hardlinks_stay_hardlinks() {
 }
 
 #[test]
+fn special_files_and_xattrs_copied() {
+    use std::os::unix::fs::FileTypeExt;
+
+    let work = Work::new();
+    let file = work.write("tree/file", b"f\n");
+    xattr::set(&file, "user.origin", b"context").expect("set user xattr");
+    let fifo = work.context().join("tree/fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o640),
+        0,
+    )
+    .expect("mkfifo");
+    let device = work.context().join("tree/null");
+    let null = rustix::fs::makedev(1, 3);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &device,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        null,
+    )
+    .expect("mknod");
+    let (output, root) =
+        work.build_root("FROM busybox\nCOPY tree /special/\nCOPY tree/file /top\n");
+
+    let copied_fifo = std::fs::symlink_metadata(root.join("special/fifo")).expect("stat fifo");
+    assert!(copied_fifo.file_type().is_fifo());
+    assert_eq!(copied_fifo.mode() & 0o7777, 0o640);
+    let copied_device = std::fs::symlink_metadata(root.join("special/null")).expect("stat null");
+    assert!(copied_device.file_type().is_char_device());
+    assert_eq!(copied_device.rdev(), null);
+    for path in ["special/file", "top"] {
+        let value = xattr::get(root.join(path), "user.origin").expect("read xattr");
+        assert_eq!(value.as_deref(), Some(&b"context"[..]), "{path}");
+    }
+
+    let layer = output.image.layers().last().expect("a COPY layer");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer.open().expect("open")));
+    let mut entries = archive.entries().expect("entries");
+    let top = entries
+        .find_map(|entry| {
+            let mut entry = entry.expect("entry");
+            let is_top = entry.path().expect("path") == Path::new("top");
+            is_top.then(|| {
+                let extensions = entry.pax_extensions().expect("pax").expect("pax records");
+                extensions
+                    .map(|extension| extension.expect("record").key().expect("key").to_owned())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .expect("top in the layer");
+    assert!(
+        top.contains(&"SCHILY.xattr.user.origin".to_owned()),
+        "{top:?}"
+    );
+}
+
+#[test]
 fn destination_resolves_inside_root() {
     let work = Work::new();
     work.write("a.txt", b"a\n");

@@ -337,6 +337,7 @@ COPY --chmod=0750 dir2 /chmod-tree/
             std::fs::write(path, content).expect("write context file");
         }
         symlink("x.txt", context.join("dir1/link")).expect("symlink");
+        xattr::set(context.join("dir2/y.txt"), "user.origin", b"context").expect("set xattr");
         std::fs::create_dir(context.join("private")).expect("create private");
         std::fs::write(context.join("private/key"), "k\n").expect("write key");
         std::fs::set_permissions(

@@ -1,6 +1,6 @@
-//! Writing copied entries into the stage root: files, directories and
-//! symlinks with their owner, mode and times, and hardlinks kept as
-//! hardlinks.
+//! Writing copied entries into the stage root: files, directories,
+//! symlinks, devices and FIFOs with their owner, mode, extended attributes
+//! and times, and hardlinks kept as hardlinks.
 //!
 //! Every parent directory in the root is opened with `RESOLVE_IN_ROOT`, so a
 //! symlink in the image is followed as if the root were `/` and never leads
@@ -10,12 +10,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hoist_dockerfile::dockerignore::IgnoreMatcher;
-use rustix::fs::{AtFlags, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
 
 use super::CopyError;
 use super::chmod::Chmod;
@@ -173,10 +173,19 @@ impl RootWriter {
                 return Ok(());
             }
             copy_file_contents(source, &parent, name).map_err(&write_error)?;
+        } else if let Some(special) = special_file_type(&file_type) {
+            rustix::fs::mknodat(
+                &parent,
+                name,
+                special,
+                Mode::from_raw_mode(0o600),
+                metadata.rdev(),
+            )
+            .map_err(|e| write_error(e.into()))?;
         } else {
-            // TODO: devices, FIFOs and sockets in a source; BuildKit copies
-            // them, but a build context rarely contains any.
-            tracing::debug!(path = %source.display(), "skipping a special file");
+            // A socket only exists while its server runs, so no copy of one
+            // is useful.
+            tracing::debug!(path = %source.display(), "skipping a socket");
             return Ok(());
         }
         let mode = metadata.permissions().mode() & 0o7777;
@@ -188,7 +197,10 @@ impl RootWriter {
             Owner::Fixed(uid, gid) => (uid, gid),
             Owner::Source => (metadata.uid(), metadata.gid()),
         };
-        set_metadata(&parent, name, metadata, uid, gid, mode).map_err(|e| write_error(e.into()))
+        set_metadata(&parent, name, metadata, uid, gid, mode).map_err(|e| write_error(e.into()))?;
+        // After chown, which clears security.capability.
+        copy_xattrs(source, &parent, name);
+        Ok(())
     }
 
     /// Opens the parent of `target` inside the root and returns it with the
@@ -231,6 +243,54 @@ impl RootWriter {
     }
 }
 
+fn special_file_type(file_type: &fs::FileType) -> Option<FileType> {
+    if file_type.is_char_device() {
+        Some(FileType::CharacterDevice)
+    } else if file_type.is_block_device() {
+        Some(FileType::BlockDevice)
+    } else if file_type.is_fifo() {
+        Some(FileType::Fifo)
+    } else {
+        None
+    }
+}
+
+/// Copies the extended attributes of `source` to `name` in `parent`. An
+/// attribute that the target filesystem or the kernel rejects is skipped
+/// with a debug event.
+fn copy_xattrs(source: &Path, parent: &OwnedFd, name: &Path) {
+    // A source given as /proc/self/fd/N was opened by the copy itself, so
+    // the link is followed to the file; any other source is read in place.
+    let follow = source.parent() == Some(Path::new("/proc/self/fd"));
+    let names = if follow {
+        xattr::list_deref(source)
+    } else {
+        xattr::list(source)
+    };
+    let Ok(names) = names else {
+        return;
+    };
+    let target = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd())).join(name);
+    for attribute in names {
+        let value = if follow {
+            xattr::get_deref(source, &attribute)
+        } else {
+            xattr::get(source, &attribute)
+        };
+        let Ok(Some(value)) = value else {
+            continue;
+        };
+        if let Err(error) = xattr::set(&target, &attribute, &value) {
+            tracing::debug!(
+                path = %target.display(),
+                attribute = %attribute.to_string_lossy(),
+                %error,
+                "skipping an extended attribute"
+            );
+        }
+    }
+}
+
 fn is_excluded(filters: &TreeFilters<'_>, relative: &Path) -> bool {
     let context_path = filters.context_path.join(relative);
     let ignored = filters
@@ -253,7 +313,7 @@ fn remove_existing(parent: &OwnedFd, name: &Path, new_is_dir: bool) -> rustix::i
     let Ok(existing) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) else {
         return Ok(false);
     };
-    let existing_is_dir = rustix::fs::FileType::from_raw_mode(existing.st_mode).is_dir();
+    let existing_is_dir = FileType::from_raw_mode(existing.st_mode).is_dir();
     if new_is_dir && existing_is_dir {
         return Ok(true);
     }
