@@ -471,9 +471,6 @@ impl StageExecutor<'_> {
         copy: &CopyInstruction,
         runtime: &hoist_image::RuntimeConfig,
     ) -> Result<(), CopyError> {
-        // NOTE: --link gives the same final filesystem as a plain COPY here,
-        // except where the destination path crosses a symlink of the base,
-        // which BuildKit does not follow for a linked copy.
         let source_dir = match &copy.from {
             Some(from) => Some(self.copy_from_directory(from)?),
             None => self.context_directory(),
@@ -495,6 +492,7 @@ impl StageExecutor<'_> {
             chmod: copy.chmod.as_deref(),
             exclude: &copy.exclude,
             parents: copy.parents,
+            link: copy.link,
             add: None,
         }
         .run()
@@ -525,6 +523,7 @@ impl StageExecutor<'_> {
             chmod: add.chmod.as_deref(),
             exclude: &add.exclude,
             parents: false,
+            link: add.link,
             add: Some(AddOptions {
                 checksum: add.checksum.as_deref(),
                 keep_git_dir: add.keep_git_dir,

@@ -619,10 +619,28 @@ fn heredoc_sources_become_files() {
 }
 
 #[test]
-fn link_copies_like_plain_copy() {
+fn link_destination_holds_only_directories() {
     // NOTE: buildah 1.28 rejects --link, so this checks the tree alone.
     let work = Work::new();
     work.write("a.txt", b"a\n");
-    let (_output, root) = work.build_root("FROM busybox\nCOPY --link a.txt /linked/\n");
-    assert_eq!(read(&root.join("linked/a.txt")), "a\n");
+    work.write("tree/b.txt", b"b\n");
+    let dockerfile = "FROM busybox\n\
+        RUN mkdir -p /srv /existing && ln -s /srv /app && chmod 0750 /existing \\\n\
+         && echo old > /existing/old\n\
+        COPY --link a.txt /app/\n\
+        COPY --link tree /existing/\n\
+        COPY --link --chown=1000:1000 a.txt /fresh/dir/\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert!(!root.join("app").is_symlink(), "the symlink is replaced");
+    assert!(root.join("app").is_dir());
+    assert_eq!(read(&root.join("app/a.txt")), "a\n");
+    assert!(
+        !root.join("srv/a.txt").exists(),
+        "the symlink is not followed"
+    );
+    assert_eq!(read(&root.join("existing/old")), "old\n");
+    assert_eq!(read(&root.join("existing/b.txt")), "b\n");
+    assert_eq!(mode(&root.join("existing")), 0o750);
+    assert_eq!(owner(&root.join("fresh")), (1000, 1000));
+    assert_eq!(owner(&root.join("fresh/dir/a.txt")), (1000, 1000));
 }

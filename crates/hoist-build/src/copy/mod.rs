@@ -204,6 +204,8 @@ pub(crate) struct CopyRequest<'a> {
     pub(crate) exclude: &'a [String],
     /// `--parents`.
     pub(crate) parents: bool,
+    /// `--link`.
+    pub(crate) link: bool,
     /// The options of `ADD`, or `None` for `COPY`.
     pub(crate) add: Option<AddOptions<'a>>,
 }
@@ -228,7 +230,6 @@ impl CopyRequest<'_> {
         let chmod = self.chmod.map(Chmod::parse).transpose()?;
         let exclude = self.exclude_matcher()?;
         self.check_add_options()?;
-        let writer = RootWriter::open(self.root, chmod)?;
         let destination = lexical_clean(&crate::metadata::join_workdir(
             if self.workdir.is_empty() {
                 "/"
@@ -242,12 +243,23 @@ impl CopyRequest<'_> {
         let names_directory = self.destination.ends_with('/')
             || self.destination == "."
             || self.destination.ends_with("/.")
-            || self.parents;
-        if items.len() > 1 && !names_directory && !writer.is_directory(&destination) {
+            || self.parents
+            || RootWriter::open(self.root, None)?.is_directory(&destination);
+        if items.len() > 1 && !names_directory {
             return Err(CopyError::DestinationNotDirectory {
                 destination: self.destination.to_owned(),
             });
         }
+        if self.link {
+            return self.copy_linked(
+                chmod,
+                exclude.as_ref(),
+                &destination,
+                names_directory,
+                &items,
+            );
+        }
+        let writer = RootWriter::open(self.root, chmod)?;
         let context = CopyContext {
             request: self,
             writer: &writer,
@@ -255,10 +267,44 @@ impl CopyRequest<'_> {
             names_directory,
             exclude: exclude.as_ref(),
         };
-        for item in &items {
-            context.copy_item(item)?;
-        }
-        Ok(())
+        context.copy_items(&items)
+    }
+
+    /// Copies the items into an empty staging root, then merges that tree
+    /// into the stage root without following its symlinks: a directory of
+    /// the tree replaces any other entry, so the destination path holds
+    /// only directories, as Docker documents for `--link`.
+    ///
+    /// NOTE: existing directories keep their metadata, as for a plain
+    /// copy. Whether BuildKit's linked layer overrides it was not checked.
+    fn copy_linked(
+        &self,
+        chmod: Option<Chmod>,
+        exclude: Option<&IgnoreMatcher>,
+        destination: &Path,
+        names_directory: bool,
+        items: &[Item<'_>],
+    ) -> Result<(), CopyError> {
+        let staging = tempfile::Builder::new()
+            .prefix("link-")
+            .tempdir_in(self.scratch)
+            .map_err(io_error(self.scratch))?;
+        let writer = RootWriter::open(staging.path(), chmod)?;
+        let context = CopyContext {
+            request: self,
+            writer: &writer,
+            destination,
+            names_directory,
+            exclude,
+        };
+        context.copy_items(items)?;
+        let merger = RootWriter::open_for_merge(self.root)?;
+        merger.copy_tree(
+            staging.path(),
+            Path::new("/"),
+            Owner::Source,
+            &TreeFilters::none(),
+        )
     }
 
     fn exclude_matcher(&self) -> Result<Option<IgnoreMatcher>, CopyError> {
@@ -395,6 +441,13 @@ struct CopyContext<'a> {
 }
 
 impl CopyContext<'_> {
+    fn copy_items(&self, items: &[Item<'_>]) -> Result<(), CopyError> {
+        for item in items {
+            self.copy_item(item)?;
+        }
+        Ok(())
+    }
+
     fn copy_item(&self, item: &Item<'_>) -> Result<(), CopyError> {
         match item {
             Item::Path {
@@ -467,8 +520,7 @@ impl CopyContext<'_> {
     /// Returns the path of a file source named `name`: inside the
     /// destination when it names or is a directory, else the destination.
     fn file_target(&self, name: Option<&Path>) -> PathBuf {
-        let into_directory = self.names_directory || self.writer.is_directory(self.destination);
-        match (into_directory, name) {
+        match (self.names_directory, name) {
             (true, Some(name)) => self.destination.join(name),
             _ => self.destination.to_path_buf(),
         }
@@ -534,15 +586,15 @@ impl CopyContext<'_> {
             None => Owner::Source,
         };
         self.writer.create_directory(self.destination, owner)?;
-        let filters = TreeFilters {
-            ignore: None,
-            context_path: Path::new(""),
-            exclude: None,
-        };
         // BuildKit applies --chmod to downloads and plain files, not to the
         // entries of an extracted archive.
-        let plain = RootWriter::open(self.request.root, None)?;
-        plain.copy_tree(staging.path(), self.destination, owner, &filters)
+        let plain = self.writer.without_chmod()?;
+        plain.copy_tree(
+            staging.path(),
+            self.destination,
+            owner,
+            &TreeFilters::none(),
+        )
     }
 
     fn staging_directory(&self) -> Result<tempfile::TempDir, CopyError> {

@@ -52,12 +52,27 @@ pub(crate) struct TreeFilters<'a> {
     pub(crate) exclude: Option<&'a IgnoreMatcher>,
 }
 
+impl TreeFilters<'_> {
+    /// Returns filters that keep every entry.
+    pub(crate) fn none() -> TreeFilters<'static> {
+        TreeFilters {
+            ignore: None,
+            context_path: Path::new(""),
+            exclude: None,
+        }
+    }
+}
+
 /// Writes entries into one stage root.
 #[derive(Debug)]
 pub(crate) struct RootWriter {
     root_fd: OwnedFd,
     root: PathBuf,
     chmod: Option<Chmod>,
+    /// Whether the writer merges a staged tree: symlinks in the parents of
+    /// a target are rejected instead of followed, and existing directories
+    /// keep their metadata.
+    merging: bool,
     /// The first target written for each source inode with several links.
     links: RefCell<HashMap<(u64, u64), PathBuf>>,
 }
@@ -69,7 +84,27 @@ impl RootWriter {
             root_fd: open_directory(root)?,
             root: root.to_path_buf(),
             chmod,
+            merging: false,
             links: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Opens `root` for merging a staged tree into it top-down. A symlink
+    /// met where the tree has a directory is replaced by that directory
+    /// before the directory's entries are written, so no parent of a target
+    /// may be a symlink.
+    pub(crate) fn open_for_merge(root: &Path) -> Result<Self, CopyError> {
+        Ok(Self {
+            merging: true,
+            ..Self::open(root, None)?
+        })
+    }
+
+    /// Opens the same root in the same mode, without `--chmod`.
+    pub(crate) fn without_chmod(&self) -> Result<Self, CopyError> {
+        Ok(Self {
+            merging: self.merging,
+            ..Self::open(&self.root, None)?
         })
     }
 
@@ -164,6 +199,9 @@ impl RootWriter {
             let link = fs::read_link(source).map_err(io_error(source))?;
             rustix::fs::symlinkat(&link, &parent, name).map_err(|e| write_error(e.into()))?;
         } else if file_type.is_dir() {
+            if existing_is_dir && self.merging {
+                return Ok(());
+            }
             if !existing_is_dir {
                 rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700))
                     .map_err(|e| write_error(e.into()))?;
@@ -208,12 +246,13 @@ impl RootWriter {
     fn open_parent<'t>(&self, target: &'t Path) -> Result<(OwnedFd, &'t Path), CopyError> {
         let parent_path = target.parent().unwrap_or(Path::new("/"));
         let name = target.file_name().map_or(Path::new("."), Path::new);
-        let parent = open_in(
-            &self.root_fd,
-            parent_path,
-            OFlags::DIRECTORY | OFlags::RDONLY,
-        )
-        .map_err(io_error(parent_path))?;
+        let flags = OFlags::DIRECTORY | OFlags::RDONLY;
+        let parent = if self.merging {
+            open_beneath(&self.root_fd, parent_path, flags)
+        } else {
+            open_in(&self.root_fd, parent_path, flags)
+        };
+        let parent = parent.map_err(io_error(parent_path))?;
         Ok((parent, name))
     }
 
@@ -289,6 +328,25 @@ fn copy_xattrs(source: &Path, parent: &OwnedFd, name: &Path) {
             );
         }
     }
+}
+
+/// Opens `path` inside `base` and fails when any component is a symlink.
+fn open_beneath(base: &impl AsFd, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let fd = rustix::fs::openat2(
+        base,
+        relative,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve,
+    )?;
+    Ok(fd)
 }
 
 fn is_excluded(filters: &TreeFilters<'_>, relative: &Path) -> bool {
