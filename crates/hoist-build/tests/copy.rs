@@ -616,6 +616,12 @@ fn heredoc_sources_become_files() {
     assert_eq!(read(&root.join("heredocs/run.sh")), "#!/bin/sh\n");
     assert_eq!(mode(&root.join("heredocs/run.sh")), 0o755);
     assert_eq!(read(&root.join("heredocs/notes.txt")), "indented\n");
+
+    let escaping = "FROM busybox\nCOPY <<../../../escaped /h/\nbody\n../../../escaped\n";
+    let (_output, root) = work.build_root(escaping);
+    assert_eq!(read(&root.join("h/escaped")), "body\n");
+    assert!(!work.dir.path().join("escaped").exists());
+    assert!(!work.dir.path().join("builds/escaped").exists());
 }
 
 #[test]

@@ -61,6 +61,12 @@ pub enum CopyError {
         #[source]
         source: crate::user::UserError,
     },
+    /// A heredoc delimiter gives no file name, such as `..`.
+    #[error("heredoc delimiter {name:?} is not a valid file name")]
+    InvalidHeredocName {
+        /// The delimiter.
+        name: String,
+    },
     /// A wildcard source is malformed.
     #[error(transparent)]
     BadPattern(#[from] BadPattern),
@@ -541,14 +547,23 @@ impl CopyContext<'_> {
     /// Writes a heredoc body as a file named after its delimiter, with mode
     /// 0644 as BuildKit creates it.
     fn copy_heredoc(&self, heredoc: &Heredoc) -> Result<(), CopyError> {
+        // The file is named after the last component of the delimiter, so a
+        // delimiter such as `../x` cannot point outside the staging
+        // directory.
+        let cleaned = lexical_clean(&heredoc.name);
+        let name = cleaned
+            .file_name()
+            .ok_or_else(|| CopyError::InvalidHeredocName {
+                name: heredoc.name.clone(),
+            })?;
         let staging = self.staging_directory()?;
-        let path = staging.path().join(&heredoc.name);
+        let path = staging.path().join(name);
         // TODO: expand variables in bodies whose delimiter was unquoted; the
         // Dockerfile crate does not expand heredoc bodies yet.
         fs::write(&path, heredoc.body()).map_err(io_error(&path))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).map_err(io_error(&path))?;
         let metadata = fs::symlink_metadata(&path).map_err(io_error(&path))?;
-        let target = self.file_target(Some(Path::new(&heredoc.name)));
+        let target = self.file_target(Some(Path::new(name)));
         let owner = self.fixed_owner();
         self.create_parent(&target, owner)?;
         self.writer.copy_entry(&path, &metadata, &target, owner)
