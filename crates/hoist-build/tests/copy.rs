@@ -198,8 +198,9 @@ fn symlinks_followed_only_as_sources() {
         "a symlink named as the source is followed"
     );
     assert_eq!(read(&root.join("followed")), "a\n");
-    let kept = std::fs::read_link(root.join("through/link")).expect("link inside a directory");
-    assert_eq!(kept, Path::new("a.txt"));
+    let link_target =
+        std::fs::read_link(root.join("through/link")).expect("link inside a directory");
+    assert_eq!(link_target, Path::new("a.txt"));
 }
 
 #[test]

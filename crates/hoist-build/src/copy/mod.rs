@@ -223,7 +223,7 @@ enum Item<'a> {
     Path {
         relative: PathBuf,
         /// The part of `relative` that `--parents` keeps.
-        kept: PathBuf,
+        parents_path: PathBuf,
         written: &'a str,
     },
     Heredoc(&'a Heredoc),
@@ -277,9 +277,9 @@ impl CopyRequest<'_> {
     }
 
     /// Copies the items into an empty staging root, then merges that tree
-    /// into the stage root without following its symlinks: a directory of
-    /// the tree replaces any other entry, so the destination path holds
-    /// only directories, as Docker documents for `--link`.
+    /// into the stage root without following its symlinks. A directory of
+    /// the tree replaces any other entry there, so the destination path
+    /// holds only directories, as Docker documents for `--link`.
     ///
     /// NOTE: existing directories keep their metadata, as for a plain
     /// copy. Whether BuildKit's linked layer overrides it was not checked.
@@ -397,14 +397,14 @@ impl CopyRequest<'_> {
         let pattern = lexical_clean(source);
         let relative = pattern.strip_prefix("/").unwrap_or(&pattern).to_path_buf();
         let push = |items: &mut Vec<Item<'s>>, relative: PathBuf| {
-            let kept = Path::new("/")
+            let parents_path = Path::new("/")
                 .join(&relative)
                 .strip_prefix(&pivot)
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|_| relative.clone());
             items.push(Item::Path {
                 relative,
-                kept,
+                parents_path,
                 written: source,
             });
         };
@@ -458,9 +458,9 @@ impl CopyContext<'_> {
         match item {
             Item::Path {
                 relative,
-                kept,
+                parents_path,
                 written,
-            } => self.copy_path(relative, kept, written),
+            } => self.copy_path(relative, parents_path, written),
             Item::Heredoc(heredoc) => self.copy_heredoc(heredoc),
             Item::Url(url) => self.copy_url(url),
         }
@@ -468,7 +468,12 @@ impl CopyContext<'_> {
 
     /// Copies a path source: a directory's contents, an archive's contents
     /// for ADD, or a file.
-    fn copy_path(&self, relative: &Path, kept: &Path, written: &str) -> Result<(), CopyError> {
+    fn copy_path(
+        &self,
+        relative: &Path,
+        parents_path: &Path,
+        written: &str,
+    ) -> Result<(), CopyError> {
         let source_dir = self.request.source_dir()?;
         let not_found = || CopyError::SourceNotFound {
             source_path: written.to_owned(),
@@ -495,7 +500,7 @@ impl CopyContext<'_> {
 
         if metadata.is_dir() {
             let target = if self.request.parents {
-                self.destination.join(kept)
+                self.destination.join(parents_path)
             } else {
                 self.destination.to_path_buf()
             };
@@ -515,7 +520,7 @@ impl CopyContext<'_> {
             return self.extract_archive(&opened, relative, format);
         }
         let target = if self.request.parents {
-            self.destination.join(kept)
+            self.destination.join(parents_path)
         } else {
             self.file_target(relative.file_name().map(Path::new))
         };
@@ -544,8 +549,8 @@ impl CopyContext<'_> {
         Owner::Fixed(uid, gid)
     }
 
-    /// Writes a heredoc body as a file named after its delimiter, with mode
-    /// 0644 as BuildKit creates it.
+    /// Writes a heredoc body as a file with mode 0644, named after its
+    /// delimiter.
     fn copy_heredoc(&self, heredoc: &Heredoc) -> Result<(), CopyError> {
         // The file is named after the last component of the delimiter, so a
         // delimiter such as `../x` cannot point outside the staging
@@ -601,8 +606,8 @@ impl CopyContext<'_> {
             None => Owner::Source,
         };
         self.writer.create_directory(self.destination, owner)?;
-        // BuildKit applies --chmod to downloads and plain files, not to the
-        // entries of an extracted archive.
+        // NOTE: the entries of an extracted archive keep the archive's modes
+        // under --chmod. This was not compared with BuildKit.
         let plain = self.writer.without_chmod()?;
         plain.copy_tree(
             staging.path(),
@@ -649,7 +654,8 @@ fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
-/// Recognises the Git source forms that BuildKit accepts in ADD.
+/// Recognises Git sources: `git@`, `git://` and `ssh://` addresses, and
+/// HTTP URLs of `.git` repositories.
 fn is_git(source: &str) -> bool {
     source.starts_with("git@")
         || source.starts_with("git://")

@@ -299,7 +299,7 @@ fn special_file_type(file_type: &fs::FileType) -> Option<FileType> {
 /// with a debug event.
 fn copy_xattrs(source: &Path, parent: &OwnedFd, name: &Path) {
     // A source given as /proc/self/fd/N was opened by the copy itself, so
-    // the link is followed to the file; any other source is read in place.
+    // the link is followed to the file. Any other source is read in place.
     let follow = source.parent() == Some(Path::new("/proc/self/fd"));
     let names = if follow {
         xattr::list_deref(source)
@@ -376,8 +376,8 @@ fn remove_existing(parent: &OwnedFd, name: &Path, new_is_dir: bool) -> rustix::i
         return Ok(true);
     }
     if existing_is_dir {
-        // NOTE: only an empty directory can be replaced by a file or link;
-        // BuildKit fails in the same case.
+        // NOTE: only an empty directory can be replaced by a file or link,
+        // so a non-empty one fails the copy.
         rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
     } else {
         rustix::fs::unlinkat(parent, name, AtFlags::empty())?;

@@ -27,6 +27,7 @@ pub(crate) fn sample_tar() -> Vec<u8> {
     builder
         .append_data(&mut directory, "pkg/", std::io::empty())
         .expect("append directory");
+
     let mut file = header(tar::EntryType::Regular);
     file.set_mode(0o640);
     file.set_uid(1234);
@@ -36,6 +37,7 @@ pub(crate) fn sample_tar() -> Vec<u8> {
     builder
         .append_data(&mut file, "pkg/data", &b"hello\n"[..])
         .expect("append file");
+
     // The link's header repeats the file's metadata, as GNU tar writes it:
     // Docker applies a link header's owner and mode to the shared inode.
     let mut link = header(tar::EntryType::Link);
@@ -46,6 +48,7 @@ pub(crate) fn sample_tar() -> Vec<u8> {
     builder
         .append_link(&mut link, "pkg/data-link", "pkg/data")
         .expect("append hardlink");
+
     let mut symbolic = header(tar::EntryType::Symlink);
     builder
         .append_link(&mut symbolic, "pkg/current", "data")
