@@ -292,9 +292,19 @@ fn special_files_and_xattrs_copied() {
 fn destination_resolves_inside_root() {
     let work = Work::new();
     work.write("a.txt", b"a\n");
-    let dockerfile = "FROM busybox\nRUN mkdir /srv && ln -s /srv /app && ln -s ../../../../.. /up\n\
-                      COPY a.txt /app/\nCOPY a.txt /up/escaped.txt\n";
+    let dockerfile = "FROM busybox\nRUN mkdir /srv && ln -s /srv /app && ln -s ../../../../.. /up \\\n\
+                      && ln -s /srv/target /file-link && ln -s /../../../../hoist-escaped /evil\n\
+                      COPY a.txt /app/\nCOPY a.txt /up/escaped.txt\nCOPY a.txt /file-link\n\
+                      COPY a.txt /evil\n";
     let (output, root) = work.build_root(dockerfile);
+    assert_eq!(
+        read(&root.join("srv/target")),
+        "a\n",
+        "a final symlink is followed"
+    );
+    assert!(root.join("file-link").is_symlink());
+    assert_eq!(read(&root.join("hoist-escaped")), "a\n");
+    assert!(!Path::new("/hoist-escaped").exists());
     assert_eq!(read(&root.join("srv/a.txt")), "a\n");
     assert!(root.join("app").is_symlink(), "the symlink stays");
     assert_eq!(read(&root.join("escaped.txt")), "a\n");

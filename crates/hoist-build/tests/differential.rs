@@ -306,7 +306,10 @@ fn busybox_copy_rules_match() {
 
     let dockerfile = "\
 FROM {base}
-RUN mkdir -p /srv/data /existing && ln -s /srv/data /data && chmod 0750 /existing
+RUN mkdir -p /srv/data /existing && ln -s /srv/data /data && chmod 0750 /existing \\
+ && ln -s /srv/data/target /file-link && ln -s missing-target /dangling
+COPY a.txt /file-link
+COPY b.txt /dangling
 COPY *.txt /star/
 COPY dir?/*.txt /nested/
 COPY [ab].txt c.m? /existing
@@ -348,7 +351,20 @@ COPY --chmod=0750 dir2 /chmod-tree/
         std::fs::hard_link(context.join("links/first"), context.join("links/second"))
             .expect("hard link");
     };
-    assert_same_with_prepared_context(BaseImage::Busybox, dockerfile, prepare, &[]);
+    // Buildah 1.28.2 copies a file to a destination symlink by creating a
+    // directory at the link's target and copying into it. hoist writes the
+    // file at the target, as BuildKit resolves the destination in the root.
+    // NOTE: BuildKit's result here is inferred, not compared with a build.
+    let symlink_destinations = [
+        Exception::subtree("/srv/data/target"),
+        Exception::subtree("/missing-target"),
+    ];
+    assert_same_with_prepared_context(
+        BaseImage::Busybox,
+        dockerfile,
+        prepare,
+        &symlink_destinations,
+    );
 }
 
 #[test]

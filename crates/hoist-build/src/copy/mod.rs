@@ -245,6 +245,11 @@ impl CopyRequest<'_> {
             self.destination,
         ));
         let items = self.expand_sources()?;
+        let destination = if self.link {
+            destination
+        } else {
+            RootWriter::open(self.root, None)?.resolve_symlinks(&destination)?
+        };
 
         let names_directory = self.destination.ends_with('/')
             || self.destination == "."

@@ -8,11 +8,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use hoist_dockerfile::dockerignore::IgnoreMatcher;
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
@@ -106,6 +108,42 @@ impl RootWriter {
             merging: self.merging,
             ..Self::open(&self.root, None)?
         })
+    }
+
+    /// Resolves every symlink of `path` inside the root, the last component
+    /// included, even when its target does not exist yet, so that a copy to
+    /// a symlink writes its target. Buildah 1.28 does the same.
+    pub(crate) fn resolve_symlinks(&self, path: &Path) -> Result<PathBuf, CopyError> {
+        let mut resolved = PathBuf::from("/");
+        let mut pending: Vec<OsString> = components_reversed(path);
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            if part == ".." {
+                resolved.pop();
+                continue;
+            }
+            let candidate = resolved.join(&part);
+            // Every component of `resolved` is a directory or missing, never
+            // a symlink, so reading the link relative to the root descriptor
+            // follows nothing.
+            let relative = candidate.strip_prefix("/").unwrap_or(&candidate);
+            let Ok(target) = rustix::fs::readlinkat(&self.root_fd, relative, Vec::new()) else {
+                resolved = candidate;
+                continue;
+            };
+            hops += 1;
+            if hops > MAX_SYMLINK_HOPS {
+                let loop_error =
+                    io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error());
+                return Err(io_error(path)(loop_error));
+            }
+            let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+            if target.is_absolute() {
+                resolved = PathBuf::from("/");
+            }
+            pending.extend(components_reversed(&target));
+        }
+        Ok(resolved)
     }
 
     /// Returns whether `path` resolves to a directory inside the root.
@@ -330,6 +368,22 @@ fn copy_xattrs(source: &Path, parent: &OwnedFd, name: &Path) {
     }
 }
 
+/// The symlinks followed in one path before resolution fails, as Linux
+/// limits them (`MAXSYMLINKS`).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Returns the normal and `..` components of `path`, last first.
+fn components_reversed(path: &Path) -> Vec<OsString> {
+    path.components()
+        .rev()
+        .filter_map(|component| match component {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
 /// Opens `path` inside `base` and fails when any component is a symlink.
 fn open_beneath(base: &impl AsFd, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
     let relative = path.strip_prefix("/").unwrap_or(path);
@@ -459,4 +513,34 @@ pub(crate) fn open_in(base: &impl AsFd, path: &Path, flags: OFlags) -> io::Resul
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )?;
     Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_resolve_inside_root() {
+        let root = tempfile::tempdir().expect("temporary root");
+        fs::create_dir(root.path().join("real")).expect("create real");
+        symlink("/real", root.path().join("absolute")).expect("symlink");
+        symlink("../../real/file", root.path().join("real/relative")).expect("symlink");
+        symlink("/../../outside", root.path().join("escape")).expect("symlink");
+        let writer = RootWriter::open(root.path(), None).expect("open root");
+        let resolve = |path: &str| writer.resolve_symlinks(Path::new(path)).expect("resolve");
+        assert_eq!(resolve("/absolute/x"), Path::new("/real/x"));
+        assert_eq!(resolve("/real/relative"), Path::new("/real/file"));
+        assert_eq!(resolve("/escape"), Path::new("/outside"));
+        assert_eq!(resolve("/missing/../real"), Path::new("/real"));
+    }
+
+    #[test]
+    fn symlink_loops_fail() {
+        let root = tempfile::tempdir().expect("temporary root");
+        symlink("/b", root.path().join("a")).expect("symlink");
+        symlink("/a", root.path().join("b")).expect("symlink");
+        let writer = RootWriter::open(root.path(), None).expect("open root");
+        assert!(writer.resolve_symlinks(Path::new("/a")).is_err());
+    }
 }
