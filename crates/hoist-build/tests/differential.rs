@@ -290,12 +290,18 @@ COPY dir /app/dir/
 COPY dir/sub/b.txt /app/renamed
 COPY --chown=nobody:nogroup --chmod=0600 a.txt /owned/deep/a
 COPY a.txt dir/sub/b.txt /multi/
+COPY hidden /hidden/
 ";
     let files = [
         ("a.txt", "a\n"),
         ("dir/sub/b.txt", "b\n"),
         ("dir/ignored.txt", "secret\n"),
-        (".dockerignore", "dir/ignored.txt\nDockerfile\n"),
+        ("hidden/keep.txt", "kept\n"),
+        ("hidden/drop.txt", "dropped\n"),
+        (
+            ".dockerignore",
+            "dir/ignored.txt\nDockerfile\nhidden\n!hidden/keep.txt\n",
+        ),
     ];
     assert_same_with_context(BaseImage::Busybox, dockerfile, &files, &[]);
 }

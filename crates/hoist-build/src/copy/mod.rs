@@ -358,13 +358,16 @@ impl CopyContext<'_> {
             source_path: written.to_owned(),
             origin: source_dir.origin.clone(),
         };
-        if is_ignored(source_dir, relative) {
-            return Err(not_found());
-        }
         let dir_fd = open_directory(&source_dir.path)?;
         let fd = open_in(&dir_fd, relative, OFlags::PATH).map_err(|_| not_found())?;
         let opened = fd_path(&fd);
         let metadata = fs::metadata(&opened).map_err(io_error(relative))?;
+        // An ignored directory stays a source when an exception such as
+        // `!dir/keep` brings entries below it back into the context.
+        let has_exceptions = source_dir.ignore.is_some_and(IgnoreMatcher::has_exceptions);
+        if is_ignored(source_dir, relative) && !(metadata.is_dir() && has_exceptions) {
+            return Err(not_found());
+        }
         let owner = match (self.request.chown, source_dir.keep_owner) {
             (Some((uid, gid)), _) => Owner::Fixed(uid, gid),
             (None, true) => Owner::Source,
