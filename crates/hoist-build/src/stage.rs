@@ -16,7 +16,7 @@ use hoist_dockerfile::stages::{Base, BuildPlan, Stage};
 use hoist_image::{Digest, History, Image, Layer, Platform};
 use hoist_snapshot::{ApplyOptions, Compression, LayerOptions, Snapshotter, WalkSnapshotter};
 
-use crate::copy::{AddOptions, CopyError, CopyRequest, SourceDir};
+use crate::copy::{AddOptions, CopyError, CopyRequest, SourceDir, expand_heredocs};
 use crate::run::{RunContext, RunError, run_instruction};
 use crate::sandbox::{MountPointStubs, Sandbox};
 use crate::user::{UserError, resolve_user};
@@ -273,6 +273,21 @@ fn read_ignore_file(settings: &BuildSettings) -> Result<Option<IgnoreMatcher>, B
     Ok(None)
 }
 
+/// Returns the variables that heredoc bodies expand: the ARGs in scope,
+/// overridden by the image's ENV of the same name.
+fn expansion_env(
+    runtime: &hoist_image::RuntimeConfig,
+    args: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = args.iter().cloned().collect();
+    for variable in runtime.env.iter().flatten() {
+        if let Some((name, value)) = variable.split_once('=') {
+            env.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    env
+}
+
 /// Resolves `--chown`: a user without a group gets the same number as its
 /// group, as Docker documents for COPY.
 fn chown_ids(root: &Path, owner: &str) -> Result<(u32, u32), CopyError> {
@@ -398,16 +413,18 @@ impl StageExecutor<'_> {
             InstructionKind::Copy(copy) => {
                 let created_by = format!("{} # buildkit", instruction.kind.to_line());
                 let runtime = state.image.config().config.clone();
+                let args = state.args.clone();
                 self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
-                    self.copy(root, scratch, copy, &runtime)
+                    self.copy(root, scratch, copy, &runtime, &args)
                         .map_err(|source| self.copy_error(line, source))
                 })
             }
             InstructionKind::Add(add) => {
                 let created_by = format!("{} # buildkit", instruction.kind.to_line());
                 let runtime = state.image.config().config.clone();
+                let args = state.args.clone();
                 self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
-                    self.add(root, scratch, add, &runtime)
+                    self.add(root, scratch, add, &runtime, &args)
                         .map_err(|source| self.copy_error(line, source))
                 })
             }
@@ -470,6 +487,7 @@ impl StageExecutor<'_> {
         scratch: &Path,
         copy: &CopyInstruction,
         runtime: &hoist_image::RuntimeConfig,
+        args: &[(String, String)],
     ) -> Result<(), CopyError> {
         let source_dir = match &copy.from {
             Some(from) => Some(self.copy_from_directory(from)?),
@@ -480,13 +498,14 @@ impl StageExecutor<'_> {
             .as_deref()
             .map(|owner| chown_ids(root, owner))
             .transpose()?;
+        let heredocs = expand_heredocs(&copy.heredocs, &expansion_env(runtime, args))?;
         CopyRequest {
             source_dir,
             root,
             scratch,
             workdir: runtime.working_dir.as_deref().unwrap_or("/"),
             sources: &copy.sources,
-            heredocs: &copy.heredocs,
+            heredocs: &heredocs,
             destination: &copy.destination,
             chown,
             chmod: copy.chmod.as_deref(),
@@ -505,19 +524,21 @@ impl StageExecutor<'_> {
         scratch: &Path,
         add: &AddInstruction,
         runtime: &hoist_image::RuntimeConfig,
+        args: &[(String, String)],
     ) -> Result<(), CopyError> {
         let chown = add
             .chown
             .as_deref()
             .map(|owner| chown_ids(root, owner))
             .transpose()?;
+        let heredocs = expand_heredocs(&add.heredocs, &expansion_env(runtime, args))?;
         CopyRequest {
             source_dir: self.context_directory(),
             root,
             scratch,
             workdir: runtime.working_dir.as_deref().unwrap_or("/"),
             sources: &add.sources,
-            heredocs: &add.heredocs,
+            heredocs: &heredocs,
             destination: &add.destination,
             chown,
             chmod: add.chmod.as_deref(),

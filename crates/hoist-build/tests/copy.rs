@@ -636,6 +636,19 @@ fn heredoc_sources_become_files() {
 }
 
 #[test]
+fn heredoc_bodies_expand_variables() {
+    let work = Work::new();
+    let dockerfile = "FROM busybox\nARG FOO=bar\nARG GREETING=ignored\nENV GREETING=hello\n\
+                      COPY <<EOF /expanded\necho \"$GREETING ${FOO}\"\nEOF\n\
+                      COPY <<'EOF' /literal\necho \"$GREETING\"\nEOF\n\
+                      ADD <<-EOF /chomped\n\t${FOO}\nEOF\n";
+    let (_output, root) = work.build_root(dockerfile);
+    assert_eq!(read(&root.join("expanded")), "echo \"hello bar\"\n");
+    assert_eq!(read(&root.join("literal")), "echo \"$GREETING\"\n");
+    assert_eq!(read(&root.join("chomped")), "bar\n");
+}
+
+#[test]
 fn link_destination_holds_only_directories() {
     // NOTE: buildah 1.28 rejects --link, so this checks the tree alone.
     let work = Work::new();

@@ -18,6 +18,7 @@ mod error;
 mod tree;
 mod wildcard;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -445,8 +446,6 @@ impl CopyContext<'_> {
             })?;
         let staging = self.staging_directory()?;
         let path = staging.path().join(name);
-        // TODO: expand variables in bodies whose delimiter was unquoted; the
-        // Dockerfile crate does not expand heredoc bodies yet.
         fs::write(&path, heredoc.body()).map_err(io_error(&path))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).map_err(io_error(&path))?;
         let metadata = fs::symlink_metadata(&path).map_err(io_error(&path))?;
@@ -505,6 +504,45 @@ impl CopyContext<'_> {
             .tempdir_in(self.request.scratch)
             .map_err(io_error(self.request.scratch))
     }
+}
+
+/// Expands the variables of `env` in the bodies of heredocs whose
+/// delimiter was unquoted, as Docker documents for `COPY <<EOF`. Leading
+/// tabs of `<<-` bodies are removed first.
+///
+/// NOTE: quotes and escapes in a body are kept and variables inside single
+/// quotes are expanded too. That reading of BuildKit's heredoc lexer was
+/// not compared with a BuildKit build.
+pub(crate) fn expand_heredocs(
+    heredocs: &[Heredoc],
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<Heredoc>, CopyError> {
+    let lexer = hoist_dockerfile::shell::Lexer {
+        raw_quotes: true,
+        raw_escapes: true,
+        ..hoist_dockerfile::shell::Lexer::new('\\')
+    };
+    heredocs
+        .iter()
+        .map(|heredoc| {
+            let body = heredoc.body();
+            let content = if heredoc.expand {
+                lexer
+                    .process_word(&body, env)
+                    .map_err(|source| CopyError::HeredocExpansion {
+                        name: heredoc.name.clone(),
+                        source: Box::new(source),
+                    })?
+            } else {
+                body
+            };
+            Ok(Heredoc {
+                content,
+                chomp: false,
+                ..heredoc.clone()
+            })
+        })
+        .collect()
 }
 
 fn is_ignored(source_dir: &SourceDir<'_>, relative: &Path) -> bool {
