@@ -10,7 +10,9 @@
 //! root the same way, following its symlinks. Entries get the owner of
 //! `--chown` (root by default for the context), their mode changed by
 //! `--chmod` and their modification time. Directories that the copy
-//! creates get the same owner, and existing ones keep theirs.
+//! creates get the same owner, and existing ones keep theirs. With
+//! `--link`, the copy goes to an empty staging root first and is merged
+//! into the stage without following the stage's symlinks.
 
 mod add;
 mod chmod;
