@@ -7,7 +7,7 @@
 //! into a root under a temporary work directory and records one layer per
 //! instruction that changed files. RUN steps go through [`sandbox`], after
 //! [`run`] builds their command line and environment and [`user`] resolves
-//! `USER` in the image. COPY goes through [`copy`].
+//! `USER` in the image. COPY and ADD go through [`copy`].
 //!
 //! ```no_run
 //! use std::collections::BTreeMap;

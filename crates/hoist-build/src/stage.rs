@@ -9,14 +9,15 @@ use std::str::FromStr;
 
 use hoist_dockerfile::dockerignore::{IgnoreMatcher, ignore_file_candidates};
 use hoist_dockerfile::instructions::{
-    ArgInstruction, CommandLine, CopyInstruction, Instruction, InstructionKind, RunInstruction,
+    AddInstruction, ArgInstruction, CommandLine, CopyInstruction, Instruction, InstructionKind,
+    RunInstruction,
 };
 use hoist_dockerfile::stages::{Base, BuildPlan, Stage};
 use hoist_image::{Digest, History, Image, Layer, Platform};
 use hoist_snapshot::{ApplyOptions, Compression, LayerOptions};
 
 use crate::cleanup::{WorkDirGuard, is_cancelled};
-use crate::copy::{ContextCopy, CopyError};
+use crate::copy::{AddOptions, CopyError, CopyRequest, SourceDir, expand_heredocs};
 use crate::run::{RunContext, RunError, run_instruction};
 use crate::run_mounts::{MountSources, PreparedMounts, RunMountError, RunMountSettings};
 use crate::sandbox::{MountPointStubs, Sandbox};
@@ -268,6 +269,7 @@ pub fn build(
     std::fs::create_dir(&blobs).map_err(work_error(&blobs))?;
 
     let ignore = read_ignore_file(settings)?;
+    let copy_images = CopyImages::default();
     let mut images: BTreeMap<usize, Image> = BTreeMap::new();
     for &index in &plan.needed {
         let stage = &plan.stages[index];
@@ -281,6 +283,8 @@ pub fn build(
             sandbox,
             stage_dir: work_dir_path.join(format!("stage-{index}")),
             blobs: blobs.clone(),
+            source,
+            copy_images: &copy_images,
         };
         let image = executor.run(stage, base)?;
         images.insert(index, image);
@@ -317,12 +321,27 @@ fn read_ignore_file(settings: &BuildSettings) -> Result<Option<IgnoreMatcher>, B
     Ok(None)
 }
 
+/// Returns the variables that heredoc bodies expand: the ARGs in scope,
+/// overridden by the image's ENV of the same name.
+fn expansion_env(
+    runtime: &hoist_image::RuntimeConfig,
+    args: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = args.iter().cloned().collect();
+    for variable in runtime.env.iter().flatten() {
+        if let Some((name, value)) = variable.split_once('=') {
+            env.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    env
+}
+
 /// Resolves `--chown`: a user without a group gets the same number as its
 /// group, as Docker documents for COPY.
 fn chown_ids(root: &Path, owner: &str) -> Result<(u32, u32), CopyError> {
-    let identity = resolve_user(root, owner).map_err(|error| CopyError::Io {
-        path: PathBuf::from("/etc/passwd"),
-        source: io::Error::other(error.to_string()),
+    let identity = resolve_user(root, owner).map_err(|source| CopyError::Chown {
+        value: owner.to_owned(),
+        source,
     })?;
     let gid = if owner.contains(':') {
         identity.gid
@@ -379,6 +398,15 @@ struct StageExecutor<'a> {
     sandbox: &'a Sandbox,
     stage_dir: PathBuf,
     blobs: PathBuf,
+    source: &'a dyn BaseImageSource,
+    copy_images: &'a CopyImages,
+}
+
+/// The images that `COPY --from=<image>` named, each extracted once per
+/// build into a directory under the work directory.
+#[derive(Default)]
+struct CopyImages {
+    roots: std::cell::RefCell<BTreeMap<String, PathBuf>>,
 }
 
 /// The mutable state of a stage while it runs.
@@ -521,22 +549,19 @@ impl StageExecutor<'_> {
             InstructionKind::Copy(copy) => {
                 let created_by = format!("{} # buildkit", instruction.kind.to_line());
                 let runtime = state.image.config().config.clone();
+                let args = state.args.clone();
                 self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
-                    self.copy_from_context(root, copy, &runtime)
-                        .map_err(|source| BuildError::Copy {
-                            file: self.settings.file.clone(),
-                            line,
-                            source,
-                        })
+                    self.copy(root, scratch, copy, &runtime, &args)
+                        .map_err(|source| self.copy_error(line, source))
                 })
             }
-            InstructionKind::Add(_) => {
-                // TODO: COPY and ADD (context, --from, wildcards, archives,
-                // URLs); the sandbox and metadata came first.
-                Err(BuildError::NotImplemented {
-                    file: self.settings.file.clone(),
-                    line,
-                    instruction: keyword,
+            InstructionKind::Add(add) => {
+                let created_by = format!("{} # buildkit", instruction.kind.to_line());
+                let runtime = state.image.config().config.clone();
+                let args = state.args.clone();
+                self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
+                    self.add(root, scratch, add, &runtime, &args)
+                        .map_err(|source| self.copy_error(line, source))
                 })
             }
             InstructionKind::Workdir(_) => {
@@ -626,63 +651,117 @@ impl StageExecutor<'_> {
         })
     }
 
-    /// Runs a `COPY` whose sources come from the build context.
-    fn copy_from_context(
+    fn copy_error(&self, line: usize, source: CopyError) -> BuildError {
+        BuildError::Copy {
+            file: self.settings.file.clone(),
+            line,
+            source,
+        }
+    }
+
+    /// Runs a `COPY` from the build context, a stage or an image.
+    fn copy(
         &self,
         root: &Path,
+        scratch: &Path,
         copy: &CopyInstruction,
         runtime: &hoist_image::RuntimeConfig,
+        args: &[(String, String)],
     ) -> Result<(), CopyError> {
-        // TODO: --parents, --exclude, --link and heredoc sources.
-        let unsupported = [
-            (copy.parents, "--parents"),
-            (!copy.exclude.is_empty(), "--exclude"),
-            (copy.link, "--link"),
-            (!copy.heredocs.is_empty(), "with heredocs"),
-        ];
-        if let Some((_, feature)) = unsupported.iter().find(|(used, _)| *used) {
-            return Err(CopyError::NotImplemented { feature });
-        }
-        let (context, origin, ignore) = match &copy.from {
-            Some(from) => {
-                let index = self.stage_index(from)?;
-                let rootfs = self.work_root.join(format!("stage-{index}/rootfs"));
-                (rootfs, format!("stage {from:?}"), None)
-            }
-            None => match &self.settings.context {
-                Some(context) => (
-                    context.clone(),
-                    "the build context".to_owned(),
-                    self.ignore.as_ref(),
-                ),
-                None => {
-                    return Err(CopyError::NotImplemented {
-                        feature: "without a build context",
-                    });
-                }
-            },
+        let source_dir = match &copy.from {
+            Some(from) => Some(self.copy_from_directory(from)?),
+            None => self.context_directory(),
         };
-        let owner = match &copy.chown {
-            Some(owner) => Some(chown_ids(root, owner)?),
-            None if copy.from.is_none() => Some((0, 0)),
-            None => None,
-        };
-        ContextCopy {
-            context: &context,
-            origin,
-            ignore,
+        let chown = copy
+            .chown
+            .as_deref()
+            .map(|owner| chown_ids(root, owner))
+            .transpose()?;
+        let heredocs = expand_heredocs(&copy.heredocs, &expansion_env(runtime, args))?;
+        CopyRequest {
+            source_dir,
             root,
+            scratch,
             workdir: runtime.working_dir.as_deref().unwrap_or("/"),
             sources: &copy.sources,
+            heredocs: &heredocs,
             destination: &copy.destination,
-            owner,
+            chown,
             chmod: copy.chmod.as_deref(),
+            exclude: &copy.exclude,
+            parents: copy.parents,
+            link: copy.link,
+            add: None,
         }
         .run()
     }
 
+    /// Runs an `ADD` from the build context or from URLs.
+    fn add(
+        &self,
+        root: &Path,
+        scratch: &Path,
+        add: &AddInstruction,
+        runtime: &hoist_image::RuntimeConfig,
+        args: &[(String, String)],
+    ) -> Result<(), CopyError> {
+        let chown = add
+            .chown
+            .as_deref()
+            .map(|owner| chown_ids(root, owner))
+            .transpose()?;
+        let heredocs = expand_heredocs(&add.heredocs, &expansion_env(runtime, args))?;
+        CopyRequest {
+            source_dir: self.context_directory(),
+            root,
+            scratch,
+            workdir: runtime.working_dir.as_deref().unwrap_or("/"),
+            sources: &add.sources,
+            heredocs: &heredocs,
+            destination: &add.destination,
+            chown,
+            chmod: add.chmod.as_deref(),
+            exclude: &add.exclude,
+            parents: false,
+            link: add.link,
+            add: Some(AddOptions {
+                checksum: add.checksum.as_deref(),
+                keep_git_dir: add.keep_git_dir,
+            }),
+        }
+        .run()
+    }
+
+    fn context_directory(&self) -> Option<SourceDir<'_>> {
+        self.settings.context.as_ref().map(|context| SourceDir {
+            path: context.clone(),
+            origin: "the build context".to_owned(),
+            ignore: self.ignore.as_ref(),
+            keep_owner: false,
+        })
+    }
+
+    /// Returns the root that `COPY --from` names: a stage by name or index,
+    /// else an image reference, extracted on first use.
+    fn copy_from_directory(&self, from: &str) -> Result<SourceDir<'static>, CopyError> {
+        if let Some(index) = self.stage_index(from) {
+            return Ok(SourceDir {
+                path: self.work_root.join(format!("stage-{index}/rootfs")),
+                origin: format!("stage {from:?}"),
+                ignore: None,
+                keep_owner: true,
+            });
+        }
+        Ok(SourceDir {
+            path: self.image_root(from)?,
+            origin: format!("image {from:?}"),
+            ignore: None,
+            keep_owner: true,
+        })
+    }
+
     /// Finds the stage that `COPY --from` names, by name or by index.
-    fn stage_index(&self, from: &str) -> Result<usize, CopyError> {
+    fn stage_index(&self, from: &str) -> Option<usize> {
         let by_name = self
             .plan
             .stages
@@ -692,11 +771,32 @@ impl StageExecutor<'_> {
             .parse::<usize>()
             .ok()
             .filter(|index| *index < self.plan.stages.len());
-        by_name.or(by_index).ok_or(CopyError::NotImplemented {
-            // TODO: --from with an image reference, which needs the base
-            // image source and an extracted copy of the image.
-            feature: "--from with an image",
-        })
+        by_name.or(by_index)
+    }
+
+    /// Resolves `reference` through the base image source and extracts it
+    /// under the work directory, once per build.
+    fn image_root(&self, reference: &str) -> Result<PathBuf, CopyError> {
+        if let Some(root) = self.copy_images.roots.borrow().get(reference) {
+            return Ok(root.clone());
+        }
+        let count = self.copy_images.roots.borrow().len();
+        let root = self.work_root.join(format!("copy-image-{count}"));
+        let image_error = |source: Box<dyn std::error::Error + Send + Sync>| CopyError::FromImage {
+            reference: reference.to_owned(),
+            source,
+        };
+        let image = self
+            .source
+            .resolve(reference, &self.settings.platform)
+            .map_err(image_error)?;
+        std::fs::create_dir(&root).map_err(|error| image_error(error.into()))?;
+        extract_layers(&image, &root).map_err(|error| image_error(error.into()))?;
+        self.copy_images
+            .roots
+            .borrow_mut()
+            .insert(reference.to_owned(), root.clone());
+        Ok(root)
     }
 
     /// Creates the `WORKDIR` directory and its missing parents inside the

@@ -190,12 +190,12 @@ fn work_dir_removed_after_failure() {
 }
 
 #[test]
-fn copy_without_context_is_unimplemented() {
+fn copy_without_context_is_unsupported() {
     let work = temporary_dir();
     let error = build_dockerfile("FROM busybox\nCOPY a /a\n", work.path()).expect_err("fails");
     assert_eq!(
         error.to_string(),
-        "Dockerfile:2: COPY without a build context is not implemented yet"
+        "Dockerfile:2: a path source in a build without a context is not supported yet"
     );
 }
 
@@ -275,7 +275,7 @@ fn copy_sources_stay_in_context() {
         let error = build_with_context(&dockerfile, work.path(), Some(&context)).expect_err(source);
         assert_eq!(
             error.to_string(),
-            format!("Dockerfile:2: COPY source {source:?} not found in the build context")
+            format!("Dockerfile:2: source {source:?} not found in the build context")
         );
     }
 }
