@@ -120,6 +120,7 @@ fn stage_error_messages() {
         "FROM a AS self\nCOPY --from=self a b\n",
         "FROM a\nCOPY --from=later a b\nFROM a AS later\n",
         "FROM a\nRUN --mount=from=1,target=/x true\nFROM a\n",
+        "FROM a\nFROM a\nCOPY --from=7 a b\n",
     ];
     let rendered: String = cases
         .iter()

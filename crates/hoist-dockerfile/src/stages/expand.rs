@@ -35,6 +35,8 @@ pub(super) struct Resolver<'a> {
     /// Indexes of every named stage in the file, later ones included, so
     /// that a `--from` naming a later stage is an error and not an image.
     all_stage_names: HashMap<String, usize>,
+    /// Number of stages in the file.
+    stage_count: usize,
 }
 
 /// The ARG and ENV scope of the stage being resolved.
@@ -77,6 +79,7 @@ impl<'a> Resolver<'a> {
             stages: Vec::new(),
             stage_names: HashMap::new(),
             all_stage_names: HashMap::new(),
+            stage_count: 0,
         }
     }
 
@@ -107,6 +110,7 @@ impl<'a> Resolver<'a> {
         }
 
         self.all_stage_names = stage_names(&instructions[first_from..]);
+        self.stage_count = instructions.iter().filter(|inst| is_from(inst)).count();
         let mut rest = &instructions[first_from..];
         while let Some((from, after)) = rest.split_first() {
             let end = after.iter().position(is_from).unwrap_or(after.len());
@@ -257,6 +261,10 @@ impl<'a> Resolver<'a> {
                 .copied(),
         };
         match named {
+            Some(index) if index >= self.stage_count => Err(StageErrorKind::UnknownStageIndex {
+                index,
+                count: self.stage_count,
+            }),
             Some(index) if index == stage.index => Err(StageErrorKind::SelfReference {
                 reference: reference.to_owned(),
             }),

@@ -147,6 +147,14 @@ pub enum StageErrorKind {
         /// Index of the stage it names.
         stage: usize,
     },
+    /// A `--from` index names no stage.
+    #[error("--from={index} names no stage: the file has {count} stages, numbered from 0")]
+    UnknownStageIndex {
+        /// The index given.
+        index: usize,
+        /// Number of stages in the file.
+        count: usize,
+    },
     /// A value is invalid after expansion.
     #[error("invalid value {value:?} for {place}: {reason}")]
     InvalidValue {
