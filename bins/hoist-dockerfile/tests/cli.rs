@@ -68,6 +68,47 @@ fn check_reports_flag_errors() {
 }
 
 #[test]
+fn check_reports_invalid_expanded_values() {
+    let directory = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "FROM scratch\nEXPOSE 80/tcp abc\n",
+            "2: invalid value \"abc\" for EXPOSE",
+        ),
+        (
+            "FROM scratch\nARG S=SIGNOPE\nSTOPSIGNAL $S\n",
+            "3: invalid value \"SIGNOPE\" for STOPSIGNAL",
+        ),
+        (
+            "FROM scratch AS a\nCOPY --from=a x y\n",
+            "2: circular dependency: --from=a",
+        ),
+    ];
+    for (text, message) in cases {
+        let file = write_dockerfile(&directory, text);
+        command()
+            .arg("check")
+            .arg(&file)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::starts_with(format!(
+                "{}:{message}",
+                file.display()
+            )));
+    }
+}
+
+#[test]
+fn check_accepts_valid_values() {
+    let directory = tempfile::tempdir().unwrap();
+    let text = "FROM scratch AS base\nEXPOSE 80/tcp 8000-8010/udp $PORT\nSTOPSIGNAL SIGTERM\n\
+                FROM base\nCOPY --from=base --chmod=u+x a b\n\
+                RUN --mount=type=tmpfs,target=/t,size=64m true\n";
+    let file = write_dockerfile(&directory, text);
+    command().arg("check").arg(&file).assert().success();
+}
+
+#[test]
 fn dump_matches_buildkit_result() {
     let expected = std::fs::read_to_string(corpus("testfiles/flags/result")).unwrap();
     command()

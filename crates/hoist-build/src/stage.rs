@@ -17,7 +17,7 @@ use hoist_image::{Digest, History, Image, Layer, Platform};
 use hoist_snapshot::{ApplyOptions, Compression, LayerOptions};
 
 use crate::cleanup::{WorkDirGuard, is_cancelled};
-use crate::copy::{AddOptions, CopyError, CopyRequest, SourceDir, expand_heredocs};
+use crate::copy::{AddOptions, CopyError, CopyRequest, SourceDir, heredoc_bodies};
 use crate::run::{RunContext, RunError, run_instruction};
 use crate::run_mounts::{MountSources, PreparedMounts, RunMountError, RunMountSettings};
 use crate::sandbox::{MountPointStubs, Sandbox};
@@ -321,21 +321,6 @@ fn read_ignore_file(settings: &BuildSettings) -> Result<Option<IgnoreMatcher>, B
     Ok(None)
 }
 
-/// Returns the variables that heredoc bodies expand: the ARGs in scope,
-/// overridden by the image's ENV of the same name.
-fn expansion_env(
-    runtime: &hoist_image::RuntimeConfig,
-    args: &[(String, String)],
-) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = args.iter().cloned().collect();
-    for variable in runtime.env.iter().flatten() {
-        if let Some((name, value)) = variable.split_once('=') {
-            env.insert(name.to_owned(), value.to_owned());
-        }
-    }
-    env
-}
-
 /// Resolves `--chown`: a user without a group gets the same number as its
 /// group, as Docker documents for COPY.
 fn chown_ids(root: &Path, owner: &str) -> Result<(u32, u32), CopyError> {
@@ -549,18 +534,16 @@ impl StageExecutor<'_> {
             InstructionKind::Copy(copy) => {
                 let created_by = format!("{} # buildkit", instruction.kind.to_line());
                 let runtime = state.image.config().config.clone();
-                let args = state.args.clone();
                 self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
-                    self.copy(root, scratch, copy, &runtime, &args)
+                    self.copy(root, scratch, copy, &runtime)
                         .map_err(|source| self.copy_error(line, source))
                 })
             }
             InstructionKind::Add(add) => {
                 let created_by = format!("{} # buildkit", instruction.kind.to_line());
                 let runtime = state.image.config().config.clone();
-                let args = state.args.clone();
                 self.snapshot_step(snapshotter, state, line, keyword, created_by, |root| {
-                    self.add(root, scratch, add, &runtime, &args)
+                    self.add(root, scratch, add, &runtime)
                         .map_err(|source| self.copy_error(line, source))
                 })
             }
@@ -666,7 +649,6 @@ impl StageExecutor<'_> {
         scratch: &Path,
         copy: &CopyInstruction,
         runtime: &hoist_image::RuntimeConfig,
-        args: &[(String, String)],
     ) -> Result<(), CopyError> {
         let source_dir = match &copy.from {
             Some(from) => Some(self.copy_from_directory(from)?),
@@ -677,7 +659,7 @@ impl StageExecutor<'_> {
             .as_deref()
             .map(|owner| chown_ids(root, owner))
             .transpose()?;
-        let heredocs = expand_heredocs(&copy.heredocs, &expansion_env(runtime, args))?;
+        let heredocs = heredoc_bodies(&copy.heredocs);
         CopyRequest {
             source_dir,
             root,
@@ -703,14 +685,13 @@ impl StageExecutor<'_> {
         scratch: &Path,
         add: &AddInstruction,
         runtime: &hoist_image::RuntimeConfig,
-        args: &[(String, String)],
     ) -> Result<(), CopyError> {
         let chown = add
             .chown
             .as_deref()
             .map(|owner| chown_ids(root, owner))
             .transpose()?;
-        let heredocs = expand_heredocs(&add.heredocs, &expansion_env(runtime, args))?;
+        let heredocs = heredoc_bodies(&add.heredocs);
         CopyRequest {
             source_dir: self.context_directory(),
             root,

@@ -1,7 +1,10 @@
 //! Every error message names the file, the line and the offending text.
 
+use std::collections::BTreeMap;
+
 use hoist_dockerfile::instructions::instructions;
 use hoist_dockerfile::parser::parse;
+use hoist_dockerfile::stages::{BuildOptions, Platform, resolve};
 
 /// Parses and types `text` and returns the error message.
 fn error_message(text: &str) -> String {
@@ -67,5 +70,61 @@ fn instruction_error_messages() {
         "FROM a\nWORKDIR\n",
         "FROM a\nONBUILD FROM b\n",
         "FROM a\nLABEL =x\n",
+        "FROM a\nRUN --mount=type=cache,target=/a,dst=/b make\n",
+        "FROM a\nRUN --mount=target=/a,ro,rw make\n",
     ]));
+}
+
+/// Parses, types and resolves `text` and returns the resolver's error.
+fn stage_error_message(text: &str) -> String {
+    let file = parse(text, "app/Dockerfile").expect("test Dockerfile parses");
+    let typed = instructions(&file).expect("test Dockerfile has valid instructions");
+    let platform = Platform {
+        os: "linux".to_owned(),
+        architecture: "amd64".to_owned(),
+        variant: String::new(),
+    };
+    let options = BuildOptions {
+        build_args: BTreeMap::new(),
+        target: None,
+        target_platform: platform.clone(),
+        build_platform: platform,
+    };
+    match resolve("app/Dockerfile", file.escape, &typed, &options) {
+        Ok(_) => panic!("expected an error for {text:?}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn stage_error_messages() {
+    let cases = [
+        "FROM a\nEXPOSE abc\n",
+        "FROM a\nEXPOSE 80/tcp 8000-8010/udp 70000\n",
+        "FROM a\nEXPOSE 8010-8000\n",
+        "FROM a\nEXPOSE 80/http\n",
+        "FROM a\nARG PORT=x1\nEXPOSE $PORT\n",
+        "FROM a\nCOPY --chmod=999 a b\n",
+        "FROM a\nADD --chmod=u+z a b\n",
+        "FROM a\nADD --checksum=sha256:abc https://example.invalid/f /f\n",
+        "FROM a\nADD --checksum=md5:0123 https://example.invalid/f /f\n",
+        "FROM a\nSTOPSIGNAL SIGNOPE\n",
+        "FROM a\nSTOPSIGNAL 99\n",
+        "FROM a\nARG SIG=NOPE\nSTOPSIGNAL $SIG\n",
+        "FROM :tag\n",
+        "FROM NotLower/Image\n",
+        "ARG IMAGE=Bad\nFROM $IMAGE\n",
+        "FROM a\nCOPY --from=NotLower/Image a b\n",
+        "FROM a\nRUN --mount=from=:tag,target=/x true\n",
+        "FROM a\nRUN --mount=type=tmpfs,target=/x,size=abc true\n",
+        "FROM a AS self\nCOPY --from=self a b\n",
+        "FROM a\nCOPY --from=later a b\nFROM a AS later\n",
+        "FROM a\nRUN --mount=from=1,target=/x true\nFROM a\n",
+        "FROM a\nFROM a\nCOPY --from=7 a b\n",
+    ];
+    let rendered: String = cases
+        .iter()
+        .map(|text| format!("{text:?}\n  => {}\n", stage_error_message(text)))
+        .collect();
+    insta::assert_snapshot!(rendered);
 }

@@ -1,6 +1,11 @@
-//! Heredoc rules of the line parser.
+//! Heredoc rules of the line parser, and the expansion of `COPY` and
+//! `ADD` heredoc bodies.
 
-use hoist_dockerfile::parser::{ParseErrorKind, parse};
+use std::collections::BTreeMap;
+
+use hoist_dockerfile::instructions::{InstructionKind, instructions};
+use hoist_dockerfile::parser::{Heredoc, ParseErrorKind, parse};
+use hoist_dockerfile::stages::{BuildOptions, Platform, resolve};
 
 #[test]
 fn heredoc_body_follows_instruction() {
@@ -94,4 +99,71 @@ fn other_instructions_read_no_heredoc() {
 fn quoted_heredoc_word_is_not_a_heredoc() {
     let file = parse("FROM a\nRUN echo \"<<EOF\"\n", "Dockerfile").unwrap();
     assert!(file.nodes[1].heredocs.is_empty());
+}
+
+/// Resolves `text` with no build args and returns the heredocs of the
+/// instruction at `index` in the first stage.
+fn resolved_heredocs(text: &str, index: usize) -> Vec<Heredoc> {
+    let file = parse(text, "Dockerfile").expect("test Dockerfile parses");
+    let typed = instructions(&file).expect("test Dockerfile has valid instructions");
+    let platform = Platform {
+        os: "linux".to_owned(),
+        architecture: "amd64".to_owned(),
+        variant: String::new(),
+    };
+    let options = BuildOptions {
+        build_args: BTreeMap::new(),
+        target: None,
+        target_platform: platform.clone(),
+        build_platform: platform,
+    };
+    let plan = resolve("Dockerfile", file.escape, &typed, &options).expect("stages resolve");
+    match &plan.stages[0].instructions[index].kind {
+        InstructionKind::Copy(copy) => copy.heredocs.clone(),
+        InstructionKind::Add(add) => add.heredocs.clone(),
+        InstructionKind::Run(run) => run.heredocs.clone(),
+        other => panic!("expected COPY, ADD or RUN, got {other:?}"),
+    }
+}
+
+#[test]
+fn copy_heredoc_body_is_expanded() {
+    let text = "FROM scratch\nENV NAME=world\nCOPY <<EOF /greeting\nhello $NAME, ${MISSING:-x}\n'$NAME' \"$NAME\" \\$NAME\nEOF\n";
+    let heredocs = resolved_heredocs(text, 1);
+    // Quote characters stay in the file, and BuildKit's lexer still takes
+    // single-quoted text as written; the escape character still works.
+    assert_eq!(
+        heredocs[0].content,
+        "hello world, x\n'$NAME' \"world\" $NAME\n"
+    );
+}
+
+#[test]
+fn add_heredoc_body_is_expanded() {
+    let text = "FROM scratch\nARG V=1\nADD <<-EOF /version\n\tv$V\n\tEOF\n";
+    let heredocs = resolved_heredocs(text, 1);
+    assert_eq!(heredocs[0].body(), "v1\n");
+    assert_eq!(heredocs[0].content, "v1\n");
+}
+
+#[test]
+fn quoted_copy_heredoc_stays_literal() {
+    let text = "FROM scratch\nENV NAME=world\nCOPY <<'EOF' /greeting\nhello $NAME\nEOF\n";
+    let heredocs = resolved_heredocs(text, 1);
+    assert_eq!(heredocs[0].content, "hello $NAME\n");
+}
+
+#[test]
+fn copy_heredoc_ignores_escape_directive() {
+    let text =
+        "# escape=`\nFROM scratch\nENV NAME=world\nCOPY <<EOF /greeting\n\\$NAME `$NAME\nEOF\n";
+    let heredocs = resolved_heredocs(text, 1);
+    assert_eq!(heredocs[0].content, "$NAME `world\n");
+}
+
+#[test]
+fn run_heredoc_is_left_to_the_shell() {
+    let text = "FROM scratch\nENV NAME=world\nRUN <<EOF\necho $NAME\nEOF\n";
+    let heredocs = resolved_heredocs(text, 1);
+    assert_eq!(heredocs[0].content, "echo $NAME\n");
 }

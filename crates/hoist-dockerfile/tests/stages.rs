@@ -6,7 +6,7 @@ use hoist_dockerfile::instructions::{InstructionKind, instructions};
 use hoist_dockerfile::parser::parse;
 use hoist_dockerfile::shell::ExpandErrorKind;
 use hoist_dockerfile::stages::{
-    Base, BuildOptions, BuildPlan, Platform, StageErrorKind, Variable, resolve,
+    Base, BuildOptions, BuildPlan, Platform, StageErrorKind, Variables, resolve,
 };
 
 fn options(build_args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
@@ -32,10 +32,9 @@ fn plan(text: &str, options: &BuildOptions) -> Result<BuildPlan, StageErrorKind>
     resolve("Dockerfile", file.escape, &typed, options).map_err(|error| *error.kind)
 }
 
-fn value_of(variables: &[Variable], name: &str) -> Option<String> {
+fn value_of(variables: &Variables, name: &str) -> Option<String> {
     variables
-        .iter()
-        .find(|variable| variable.name == name)
+        .get(name)
         .and_then(|variable| variable.value.clone())
 }
 
@@ -153,11 +152,58 @@ fn unknown_target_is_an_error() {
 }
 
 #[test]
-fn forward_index_reference_is_an_error() {
+fn self_index_reference_is_an_error() {
     let outcome = plan("FROM scratch\nCOPY --from=0 /a /b\n", &options(&[], None));
-    assert!(matches!(
+    assert_eq!(
         outcome.unwrap_err(),
-        StageErrorKind::ForwardReference { .. }
+        StageErrorKind::SelfReference {
+            reference: "0".to_owned()
+        }
+    );
+}
+
+#[test]
+fn forward_index_reference_is_an_error() {
+    let text = "FROM scratch\nCOPY --from=1 /a /b\nFROM scratch\n";
+    assert_eq!(
+        plan(text, &options(&[], None)).unwrap_err(),
+        StageErrorKind::ForwardReference {
+            reference: "1".to_owned(),
+            stage: 1
+        }
+    );
+}
+
+#[test]
+fn copy_from_own_name_is_an_error() {
+    let text = "FROM scratch AS build\nCOPY --from=build /a /b\n";
+    assert_eq!(
+        plan(text, &options(&[], None)).unwrap_err(),
+        StageErrorKind::SelfReference {
+            reference: "build".to_owned()
+        }
+    );
+}
+
+#[test]
+fn copy_from_later_name_is_an_error() {
+    let text = "FROM scratch AS first\nCOPY --from=Later /a /b\nFROM scratch AS later\n";
+    assert_eq!(
+        plan(text, &options(&[], None)).unwrap_err(),
+        StageErrorKind::ForwardReference {
+            reference: "Later".to_owned(),
+            stage: 1
+        }
+    );
+}
+
+#[test]
+fn mount_from_later_name_is_an_error() {
+    let text = "FROM scratch\nARG S=later\nRUN --mount=from=$S,target=/x true\n\
+                FROM scratch AS later\n";
+    assert!(matches!(
+        plan(text, &options(&[], None)).unwrap_err(),
+        StageErrorKind::ForwardReference { stage: 1, .. }
     ));
 }
 
@@ -209,7 +255,7 @@ fn twenty_thousand_env_names_resolve() {
     }
     text.push_str("ENV A0=again\nWORKDIR /$A0/$A19999\n");
     let plan = plan(&text, &options(&[], None)).unwrap();
-    let env = &plan.stages[0].env;
+    let env: Vec<_> = plan.stages[0].env.iter().collect();
     // The default PATH comes first.
     assert_eq!(env.len(), count + 1);
     assert_eq!(env[1].name, "A0");
@@ -242,4 +288,71 @@ fn stage_names_match_ignoring_case() {
     assert_eq!(plan.stages[1].base, Base::Stage(0));
     assert!(plan.stages[1].dependencies.contains(&0));
     assert!(plan.stages[1].image_references.is_empty());
+}
+
+#[test]
+fn chained_stages_share_variables() {
+    // Copying the scope of the base stage would cost stages x variables:
+    // 10^8 variable copies here, by estimate tens of seconds in debug.
+    let count = 10_000;
+    let mut text = String::from("FROM scratch AS s0\nENV E0=0\nARG A0=0\n");
+    for index in 1..count {
+        let previous = index - 1;
+        text.push_str(&format!(
+            "FROM s{previous} AS s{index}\nENV E{index}=$E{previous}\nARG A{index}=x\n"
+        ));
+    }
+    let file = parse(&text, "Dockerfile").unwrap();
+    let typed = instructions(&file).unwrap();
+
+    let started = std::time::Instant::now();
+    let plan = resolve("Dockerfile", file.escape, &typed, &options(&[], None)).unwrap();
+    let elapsed = started.elapsed();
+
+    let last = &plan.stages[count - 1];
+    // Each stage's ENV holds the default PATH as well.
+    assert_eq!(last.env.len(), count + 1);
+    assert_eq!(last.args.len(), count);
+    assert_eq!(value_of(&last.env, "E9999").as_deref(), Some("0"));
+    assert_eq!(plan.stages[1].env.len(), 3);
+    // Shared scopes resolve this in under a second in a debug build, so the
+    // bound leaves room for a loaded machine and still fails on copying.
+    assert!(elapsed.as_secs() < 3, "resolve took {elapsed:?}");
+}
+
+#[test]
+fn oversized_scope_names_the_line() {
+    // Sixteen variables of 1 MiB each reach the 16 MiB cap of one scope.
+    let mut text = format!("FROM scratch\nENV X={}\n", "a".repeat(1024));
+    text.push_str("ENV X=$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X\n");
+    text.push_str("ENV X=$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X\n");
+    for index in 0..20 {
+        text.push_str(&format!("ENV V{index}=$X\n"));
+    }
+    let file = parse(&text, "app/Dockerfile").unwrap();
+    let typed = instructions(&file).unwrap();
+    let error = resolve("app/Dockerfile", file.escape, &typed, &options(&[], None)).unwrap_err();
+    assert_eq!(*error.kind, StageErrorKind::ScopeTooLarge);
+    // X is 1 MiB from line 4 on, so X and V0 to V13 fit, and V14 on line 19
+    // brings the scope past 16 MiB.
+    assert_eq!(error.line, 19);
+    assert!(
+        error.to_string().starts_with("app/Dockerfile:19: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn oversized_global_args_are_an_error() {
+    let mut text = format!("ARG X={}\n", "a".repeat(1024));
+    text.push_str("ARG Y=$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X$X\n");
+    text.push_str("ARG Z=$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y$Y\n");
+    for index in 0..20 {
+        text.push_str(&format!("ARG V{index}=$Z\n"));
+    }
+    text.push_str("FROM scratch\n");
+    assert_eq!(
+        plan(&text, &options(&[], None)).unwrap_err(),
+        StageErrorKind::ScopeTooLarge
+    );
 }

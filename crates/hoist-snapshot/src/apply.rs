@@ -52,10 +52,18 @@ pub struct ApplyReport {
 /// Extracts the layer in `layer` (gzip, zstd or plain tar, detected from
 /// its first bytes) into `root`, applying whiteouts and opaque markers.
 ///
-/// The apply stops with an error that names the entry at the first entry
-/// with an absolute path or a `..` component, a whiteout of `.` or `..`, or
-/// a hardlink whose target is not found inside the root. Entries before it
-/// stay applied.
+/// Hostile entries are either rejected or confined to the root:
+///
+/// - Rejected, with an error that names the entry: an entry path that is
+///   absolute or has a `..` component, and a whiteout of `.` or `..`. So is
+///   a hardlink whose target has a `..` component, is a directory or is not
+///   found inside the root. The apply stops there, and entries before it
+///   stay applied.
+/// - Confined: symlinks, because images rely on them (`bin -> usr/bin`,
+///   absolute targets). A symlink is written as given, and a later entry or
+///   hardlink target through it is resolved with the root as `/`, so an
+///   entry through a symlink to `/` lands in the root. A hardlink to an
+///   absolute path such as `/etc/passwd` links the root's `etc/passwd`.
 pub fn apply_layer<R: Read>(
     layer: R,
     root: &Path,

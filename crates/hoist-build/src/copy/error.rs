@@ -39,15 +39,6 @@ pub enum CopyError {
         /// The delimiter.
         name: String,
     },
-    /// A heredoc body could not be expanded.
-    #[error("invalid variable reference in heredoc {name:?}")]
-    HeredocExpansion {
-        /// The delimiter.
-        name: String,
-        /// The cause.
-        #[source]
-        source: Box<hoist_dockerfile::shell::ExpandError>,
-    },
     /// A wildcard source is malformed.
     #[error(transparent)]
     BadPattern(#[from] BadPattern),

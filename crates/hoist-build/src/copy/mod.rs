@@ -20,7 +20,6 @@ mod error;
 mod tree;
 mod wildcard;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -508,41 +507,16 @@ impl CopyContext<'_> {
     }
 }
 
-/// Expands the variables of `env` in the bodies of heredocs whose
-/// delimiter was unquoted, as Docker documents for `COPY <<EOF`. Leading
-/// tabs of `<<-` bodies are removed first.
-///
-/// NOTE: quotes and escapes in a body are kept and variables inside single
-/// quotes are expanded too. That reading of BuildKit's heredoc lexer was
-/// not compared with a BuildKit build.
-pub(crate) fn expand_heredocs(
-    heredocs: &[Heredoc],
-    env: &BTreeMap<String, String>,
-) -> Result<Vec<Heredoc>, CopyError> {
-    let lexer = hoist_dockerfile::shell::Lexer {
-        raw_quotes: true,
-        raw_escapes: true,
-        ..hoist_dockerfile::shell::Lexer::new('\\')
-    };
+/// Returns the heredocs with their final bodies: leading tabs of `<<-`
+/// bodies removed. The build plan has already expanded the variables of
+/// bodies whose delimiter was unquoted.
+pub(crate) fn heredoc_bodies(heredocs: &[Heredoc]) -> Vec<Heredoc> {
     heredocs
         .iter()
-        .map(|heredoc| {
-            let body = heredoc.body();
-            let content = if heredoc.expand {
-                lexer
-                    .process_word(&body, env)
-                    .map_err(|source| CopyError::HeredocExpansion {
-                        name: heredoc.name.clone(),
-                        source: Box::new(source),
-                    })?
-            } else {
-                body
-            };
-            Ok(Heredoc {
-                content,
-                chomp: false,
-                ..heredoc.clone()
-            })
+        .map(|heredoc| Heredoc {
+            content: heredoc.body(),
+            chomp: false,
+            ..heredoc.clone()
         })
         .collect()
 }

@@ -90,16 +90,35 @@ pub(super) fn parse_mount(value: &str) -> Result<Mount, InstructionErrorKind> {
         env: None,
     };
     let mut readonly_given = None;
+    let mut seen = Vec::new();
     for field in split_fields(value).map_err(|reason| invalid(value, reason))? {
         let (key, field_value) = match field.split_once('=') {
             Some((key, field_value)) => (key.to_ascii_lowercase(), Some(field_value.to_owned())),
             None => (field.to_ascii_lowercase(), None),
         };
+        // BuildKit lets the last of two equal keys win; hoist rejects them
+        // because one of the two values is silently lost.
+        let canonical = canonical_key(&key).to_owned();
+        if seen.contains(&canonical) {
+            return Err(invalid(value, format!("duplicate key {key:?}")));
+        }
+        seen.push(canonical);
         apply_field(&mut mount, &mut readonly_given, &key, field_value)
             .map_err(|reason| invalid(value, reason))?;
     }
     finish(&mut mount, readonly_given).map_err(|reason| invalid(value, reason))?;
     Ok(mount)
+}
+
+/// Returns the name that `key` shares with its aliases, so that `target`
+/// and `dst` count as the same key.
+fn canonical_key(key: &str) -> &str {
+    match key {
+        "dst" | "destination" => "target",
+        "src" => "source",
+        "ro" | "readwrite" | "rw" => "readonly",
+        _ => key,
+    }
 }
 
 fn split_fields(value: &str) -> Result<Vec<String>, String> {
@@ -276,6 +295,10 @@ mod tests {
             "type=cache,target=/x,mode=9",
             "type=secret",
             "\"target=/x",
+            "type=cache,target=/a,target=/b",
+            "type=cache,target=/a,dst=/b",
+            "target=/a,ro,rw",
+            "type=tmpfs,type=cache,target=/a",
         ] {
             assert!(parse_mount(value).is_err(), "{value}");
         }

@@ -19,6 +19,8 @@ pub struct Heredoc {
     /// Whether `<<-` asked to strip leading tabs from body and terminator.
     pub chomp: bool,
     /// Body lines with their line endings, as written (tabs not stripped).
+    /// For a `COPY` or `ADD` heredoc with `expand` set, stage resolution
+    /// replaces it with the expanded body, tabs stripped and `chomp` cleared.
     pub content: String,
 }
 

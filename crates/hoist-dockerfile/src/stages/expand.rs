@@ -3,13 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::reference::check_image_reference;
+use super::values::{check_checksum, check_chmod, check_port, check_signal, check_size};
 use super::{
-    Base, BaseImages, BuildOptions, BuildPlan, DEFAULT_PATH, PROXY_ARGS, Stage, StageError,
-    StageErrorKind, Variable, is_from, platform_args,
+    Base, BaseImages, BuildOptions, BuildPlan, DEFAULT_PATH, MAX_SCOPE_BYTES, PROXY_ARGS, Stage,
+    StageError, StageErrorKind, Variables, is_from, platform_args,
 };
 use crate::instructions::{
     ArgInstruction, FromInstruction, Instruction, InstructionKind, Pair, Pairs, Text, Words,
 };
+use crate::parser::Heredoc;
 use crate::shell::{Env, Lexer};
 
 type Step<T> = Result<T, StageErrorKind>;
@@ -31,41 +34,11 @@ pub(super) struct Resolver<'a> {
     /// Stage indexes by ASCII-lowercased name, so that a lookup does not scan
     /// every earlier stage.
     stage_names: HashMap<String, usize>,
-}
-
-/// Variables in declaration order, with an index by name so that a lookup
-/// or an update costs one hash probe instead of a scan of the list.
-#[derive(Default)]
-struct Variables {
-    list: Vec<Variable>,
-    positions: HashMap<String, usize>,
-}
-
-impl Variables {
-    fn from_list(list: Vec<Variable>) -> Self {
-        let mut variables = Self::default();
-        for variable in list {
-            variables.set(variable.name, variable.value);
-        }
-        variables
-    }
-
-    fn get(&self, name: &str) -> Option<&Variable> {
-        self.positions
-            .get(name)
-            .map(|&position| &self.list[position])
-    }
-
-    /// Sets `name` to `value`. A name set again keeps its first position.
-    fn set(&mut self, name: String, value: Option<String>) {
-        match self.positions.get(&name) {
-            Some(&position) => self.list[position].value = value,
-            None => {
-                self.positions.insert(name.clone(), self.list.len());
-                self.list.push(Variable { name, value });
-            }
-        }
-    }
+    /// Indexes of every named stage in the file, later ones included, so
+    /// that a `--from` naming a later stage is an error and not an image.
+    all_stage_names: HashMap<String, usize>,
+    /// Number of stages in the file.
+    stage_count: usize,
 }
 
 /// The ARG and ENV scope of the stage being resolved.
@@ -73,6 +46,16 @@ impl Variables {
 struct Scope {
     args: Variables,
     env: Variables,
+}
+
+impl Scope {
+    /// Fails when the variables in scope exceed [`MAX_SCOPE_BYTES`].
+    fn check_size(&self) -> Step<()> {
+        if self.args.total_bytes() + self.env.total_bytes() > MAX_SCOPE_BYTES {
+            return Err(StageErrorKind::ScopeTooLarge);
+        }
+        Ok(())
+    }
 }
 
 /// Looks a name up for expansion: ENV wins over an ARG of the same name, and
@@ -103,6 +86,8 @@ impl<'a> Resolver<'a> {
             declared: BTreeSet::new(),
             stages: Vec::new(),
             stage_names: HashMap::new(),
+            all_stage_names: HashMap::new(),
+            stage_count: 0,
         }
     }
 
@@ -132,6 +117,8 @@ impl<'a> Resolver<'a> {
                 .map_err(|kind| self.error(instruction.start_line, kind))?;
         }
 
+        self.all_stage_names = stage_names(&instructions[first_from..]);
+        self.stage_count = instructions.iter().filter(|inst| is_from(inst)).count();
         let mut rest = &instructions[first_from..];
         while let Some((from, after)) = rest.split_first() {
             let end = after.iter().position(is_from).unwrap_or(after.len());
@@ -143,7 +130,10 @@ impl<'a> Resolver<'a> {
         let needed = self.needed(target);
         let warnings = self.unused_build_args();
         Ok(BuildPlan {
-            global_args: std::mem::take(&mut self.global_args).list,
+            global_args: std::mem::take(&mut self.global_args)
+                .iter()
+                .cloned()
+                .collect(),
             stages: std::mem::take(&mut self.stages),
             target,
             needed,
@@ -170,6 +160,9 @@ impl<'a> Resolver<'a> {
                     .insert(declaration.name.clone(), value.clone());
             }
             self.global_args.set(declaration.name.clone(), value);
+            if self.global_args.total_bytes() > MAX_SCOPE_BYTES {
+                return Err(StageErrorKind::ScopeTooLarge);
+            }
         }
         Ok(())
     }
@@ -203,8 +196,8 @@ impl<'a> Resolver<'a> {
                 kind,
             });
         }
-        stage.args = scope.args.list;
-        stage.env = scope.env.list;
+        stage.args = scope.args;
+        stage.env = scope.env;
         if let Some(name) = &stage.name {
             self.stage_names
                 .insert(name.to_ascii_lowercase(), stage.index);
@@ -227,9 +220,10 @@ impl<'a> Resolver<'a> {
     /// ENV of its base image.
     fn base_scope(&self, base: &Base) -> Scope {
         match base {
+            // Sharing the base stage's variables costs O(1): see `Variables`.
             Base::Stage(base) => Scope {
-                args: Variables::from_list(self.stages[*base].args.clone()),
-                env: Variables::from_list(self.stages[*base].env.clone()),
+                args: self.stages[*base].args.clone(),
+                env: self.stages[*base].env.clone(),
             },
             Base::Image(reference) => {
                 let mut env = Variables::default();
@@ -293,6 +287,11 @@ impl<'a> Resolver<'a> {
         } else if let Some(base) = self.stage_by_name(&image) {
             Base::Stage(base)
         } else {
+            check_image_reference(&image).map_err(|reason| StageErrorKind::InvalidValue {
+                place: "image name in FROM".to_owned(),
+                value: image.clone(),
+                reason,
+            })?;
             Base::Image(image)
         };
         let platform = match &from.platform {
@@ -311,8 +310,8 @@ impl<'a> Resolver<'a> {
             instructions: Vec::new(),
             dependencies,
             image_references: BTreeSet::new(),
-            args: Vec::new(),
-            env: Vec::new(),
+            args: Variables::default(),
+            env: Variables::default(),
         })
     }
 
@@ -322,21 +321,44 @@ impl<'a> Resolver<'a> {
     }
 
     /// Records what a `--from` reference points at: an earlier stage, by
-    /// name or index, or else an image.
-    fn add_reference(&self, reference: &str, stage: &mut Stage) -> Step<()> {
-        if let Ok(index) = reference.parse::<usize>() {
-            if index >= stage.index {
-                return Err(StageErrorKind::ForwardReference {
-                    reference: reference.to_owned(),
-                });
+    /// name or index, or else an image. The stage itself and later stages
+    /// are errors. `place` names the flag in an error.
+    fn add_reference(&self, reference: &str, place: &str, stage: &mut Stage) -> Step<()> {
+        let named = match reference.parse::<usize>() {
+            Ok(index) => Some(index),
+            Err(_) => self
+                .all_stage_names
+                .get(&reference.to_ascii_lowercase())
+                .copied(),
+        };
+        match named {
+            Some(index) if index >= self.stage_count => Err(StageErrorKind::UnknownStageIndex {
+                index,
+                count: self.stage_count,
+            }),
+            Some(index) if index == stage.index => Err(StageErrorKind::SelfReference {
+                reference: reference.to_owned(),
+            }),
+            Some(index) if index > stage.index => Err(StageErrorKind::ForwardReference {
+                reference: reference.to_owned(),
+                stage: index,
+            }),
+            Some(index) => {
+                stage.dependencies.insert(index);
+                Ok(())
             }
-            stage.dependencies.insert(index);
-        } else if let Some(index) = self.stage_by_name(reference) {
-            stage.dependencies.insert(index);
-        } else {
-            stage.image_references.insert(reference.to_owned());
+            None => {
+                check_image_reference(reference).map_err(|reason| {
+                    StageErrorKind::InvalidValue {
+                        place: place.to_owned(),
+                        value: reference.to_owned(),
+                        reason,
+                    }
+                })?;
+                stage.image_references.insert(reference.to_owned());
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     fn expand_option(&self, value: Option<&String>, scope: &dyn Env) -> Step<Option<String>> {
@@ -386,6 +408,7 @@ impl<'a> Resolver<'a> {
                 },
             };
             scope.args.set(declaration.name.clone(), value);
+            scope.check_size()?;
         }
         Ok(expanded)
     }
@@ -409,6 +432,7 @@ impl<'a> Resolver<'a> {
                 let pairs = self.expand_pairs(pairs, &*scope)?;
                 for pair in &pairs {
                     scope.env.set(pair.key.clone(), Some(pair.value.clone()));
+                    scope.check_size()?;
                 }
                 InstructionKind::Env(Pairs { pairs })
             }
@@ -419,25 +443,33 @@ impl<'a> Resolver<'a> {
                 let mut copy = copy.clone();
                 copy.from = self.expand_option(copy.from.as_ref(), &*scope)?;
                 if let Some(from) = &copy.from {
-                    self.add_reference(from, stage)?;
+                    self.add_reference(from, "flag --from of COPY", stage)?;
                 }
                 copy.chown = self.expand_option(copy.chown.as_ref(), &*scope)?;
                 copy.chmod = self.expand_option(copy.chmod.as_ref(), &*scope)?;
+                check_value(copy.chmod.as_deref(), "flag --chmod of COPY", check_chmod)?;
                 copy.sources = self.expand_all(&copy.sources, &*scope)?;
                 copy.destination = self.expand_word(&copy.destination, &*scope)?;
                 copy.exclude = self.expand_all(&copy.exclude, &*scope)?;
-                // TODO: expand heredoc bodies whose delimiter was unquoted;
-                // BuildKit's exact lexer settings for bodies are not checked yet.
+                copy.heredocs = expand_heredocs(&copy.heredocs, &*scope)?;
                 InstructionKind::Copy(copy)
             }
             InstructionKind::Add(add) => {
                 let mut add = add.clone();
                 add.chown = self.expand_option(add.chown.as_ref(), &*scope)?;
                 add.chmod = self.expand_option(add.chmod.as_ref(), &*scope)?;
+                check_value(add.chmod.as_deref(), "flag --chmod of ADD", check_chmod)?;
                 add.checksum = self.expand_option(add.checksum.as_ref(), &*scope)?;
                 add.sources = self.expand_all(&add.sources, &*scope)?;
+                let sources = &add.sources;
+                check_value(
+                    add.checksum.as_deref(),
+                    "flag --checksum of ADD",
+                    |checksum| check_checksum(checksum, sources),
+                )?;
                 add.destination = self.expand_word(&add.destination, &*scope)?;
                 add.exclude = self.expand_all(&add.exclude, &*scope)?;
+                add.heredocs = expand_heredocs(&add.heredocs, &*scope)?;
                 InstructionKind::Add(add)
             }
             InstructionKind::Run(run) => {
@@ -445,11 +477,15 @@ impl<'a> Resolver<'a> {
                 for mount in &mut run.mounts {
                     mount.from = self.expand_option(mount.from.as_ref(), &*scope)?;
                     if let Some(from) = &mount.from {
-                        self.add_reference(from, stage)?;
+                        let place = "key from in flag --mount of RUN";
+                        self.add_reference(from, place, stage)?;
                     }
                     mount.source = self.expand_option(mount.source.as_ref(), &*scope)?;
                     mount.target = self.expand_option(mount.target.as_ref(), &*scope)?;
                     mount.id = self.expand_option(mount.id.as_ref(), &*scope)?;
+                    mount.size = self.expand_option(mount.size.as_ref(), &*scope)?;
+                    let place = "key size in flag --mount of RUN";
+                    check_value(mount.size.as_deref(), place, check_size)?;
                 }
                 InstructionKind::Run(run)
             }
@@ -457,6 +493,9 @@ impl<'a> Resolver<'a> {
                 let mut ports = Vec::new();
                 for word in &words.values {
                     ports.extend(self.lexer.process_words(word, &*scope)?);
+                }
+                for port in &ports {
+                    check_value(Some(port), "EXPOSE", check_port)?;
                 }
                 InstructionKind::Expose(Words { values: ports })
             }
@@ -466,7 +505,9 @@ impl<'a> Resolver<'a> {
             InstructionKind::User(value) => InstructionKind::User(text(self, scope, value)?),
             InstructionKind::Workdir(value) => InstructionKind::Workdir(text(self, scope, value)?),
             InstructionKind::Stopsignal(value) => {
-                InstructionKind::Stopsignal(text(self, scope, value)?)
+                let signal = text(self, scope, value)?;
+                check_value(Some(&signal.value), "STOPSIGNAL", check_signal)?;
+                InstructionKind::Stopsignal(signal)
             }
             // The shell expands commands at run time; the rest has no values.
             _ => kind.clone(),
@@ -503,22 +544,73 @@ impl<'a> Resolver<'a> {
     }
 }
 
+/// Returns the index of every named stage by lowercased name; the first of
+/// two stages with one name wins, and the second is reported later.
+fn stage_names(instructions: &[Instruction]) -> HashMap<String, usize> {
+    let mut names = HashMap::new();
+    let froms = instructions
+        .iter()
+        .filter_map(|instruction| match &instruction.kind {
+            InstructionKind::From(from) => Some(from),
+            _ => None,
+        });
+    for (index, from) in froms.enumerate() {
+        if let Some(name) = &from.name {
+            names.entry(name.to_ascii_lowercase()).or_insert(index);
+        }
+    }
+    names
+}
+
+/// Runs `check` on an expanded value when it was given; `place` names the
+/// flag or instruction in the error, such as `flag --chmod of COPY`.
+fn check_value(
+    value: Option<&str>,
+    place: &str,
+    check: impl FnOnce(&str) -> Result<(), String>,
+) -> Step<()> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    check(value).map_err(|reason| StageErrorKind::InvalidValue {
+        place: place.to_owned(),
+        value: value.to_owned(),
+        reason,
+    })
+}
+
+/// Expands the bodies of `COPY` and `ADD` heredocs whose delimiter was not
+/// quoted. BuildKit uses a lexer with `\` as the escape character whatever
+/// the escape directive sets, and keeps quote characters, because the body
+/// is file content and not Dockerfile words. Tabs that `<<-` strips are
+/// stripped before expansion, so an expanded body has `chomp` cleared, and
+/// `expand` is cleared so that nothing expands the body a second time.
+// NOTE: an expanded body is limited to `MAX_EXPANDED_LENGTH` bytes like any
+// expanded word; a longer body that needs expansion is rejected.
+fn expand_heredocs(heredocs: &[Heredoc], scope: &Scope) -> Step<Vec<Heredoc>> {
+    let lexer = Lexer {
+        raw_quotes: true,
+        ..Lexer::new('\\')
+    };
+    heredocs
+        .iter()
+        .map(|heredoc| {
+            if !heredoc.expand {
+                return Ok(heredoc.clone());
+            }
+            Ok(Heredoc {
+                content: lexer.process_word(&heredoc.body(), scope)?,
+                chomp: false,
+                expand: false,
+                ..heredoc.clone()
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn variables_index_every_name_once() {
-        let mut variables = Variables::default();
-        for index in 0..20_000 {
-            variables.set(format!("A{index}"), Some(index.to_string()));
-        }
-        variables.set("A0".to_owned(), Some("again".to_owned()));
-        assert_eq!(variables.list.len(), 20_000);
-        assert_eq!(variables.positions.len(), 20_000);
-        assert_eq!(variables.positions.get("A19999"), Some(&19_999));
-        assert_eq!(variables.list[0].value.as_deref(), Some("again"));
-    }
 
     #[test]
     fn scope_env_wins_over_arg() {

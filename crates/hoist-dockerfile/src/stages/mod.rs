@@ -19,6 +19,9 @@
 //! [`DEFAULT_PATH`], except on Windows.
 
 mod expand;
+mod reference;
+mod values;
+mod variables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +33,14 @@ use crate::shell::{ExpandError, Lexer};
 /// The `PATH` that a stage starts with when its base sets none, as BuildKit
 /// sets it on Linux.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub use variables::{Variable, Variables};
+
+/// Maximum total size in bytes of the names and values of all ARG and ENV
+/// variables in one scope, 16 MiB. Each line can add a variable of up to
+/// [`crate::shell::MAX_EXPANDED_LENGTH`] bytes, so without a cap a short
+/// file could hold gigabytes of variables.
+pub const MAX_SCOPE_BYTES: usize = 16 << 20;
 
 /// Build arguments that every build accepts without an `ARG` line; they
 /// reach `RUN` only, and only when given.
@@ -143,13 +154,47 @@ pub enum StageErrorKind {
         /// The image as written.
         written: String,
     },
-    /// A `COPY --from` or `RUN --mount=from=` refers to the stage itself or
-    /// to a later stage by index.
-    #[error("{reference:?} refers to the current or a later stage")]
-    ForwardReference {
+    /// A `COPY --from` or `RUN --mount=from=` refers to the stage it is in.
+    #[error("circular dependency: --from={reference} refers to the stage it is in")]
+    SelfReference {
         /// The reference as expanded.
         reference: String,
     },
+    /// A `COPY --from` or `RUN --mount=from=` refers to a later stage.
+    /// BuildKit accepts such a reference when it forms no cycle, but hoist
+    /// builds stages in file order, so it rejects it.
+    #[error(
+        "--from={reference} refers to stage {stage}, which is defined later: \
+         only earlier stages can be used"
+    )]
+    ForwardReference {
+        /// The reference as expanded.
+        reference: String,
+        /// Index of the stage it names.
+        stage: usize,
+    },
+    /// A `--from` index names no stage.
+    #[error("--from={index} names no stage: the file has {count} stages, numbered from 0")]
+    UnknownStageIndex {
+        /// The index given.
+        index: usize,
+        /// Number of stages in the file.
+        count: usize,
+    },
+    /// A value is invalid after expansion.
+    #[error("invalid value {value:?} for {place}: {reason}")]
+    InvalidValue {
+        /// The instruction or flag that took the value, such as `EXPOSE` or
+        /// `flag --chmod of COPY`.
+        place: String,
+        /// The value after expansion.
+        value: String,
+        /// The expected form of the value.
+        reason: String,
+    },
+    /// The ARG and ENV variables of one scope grew past [`MAX_SCOPE_BYTES`].
+    #[error("ARG and ENV variables in scope total more than {MAX_SCOPE_BYTES} bytes")]
+    ScopeTooLarge,
     /// A word cannot be expanded.
     #[error(transparent)]
     Expand(#[from] ExpandError),
@@ -165,15 +210,6 @@ pub enum Base {
     Stage(usize),
     /// The empty `scratch` image.
     Scratch,
-}
-
-/// A name and value in scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Variable {
-    /// Name.
-    pub name: String,
-    /// Value; `None` for an ARG declared without a value.
-    pub value: Option<String>,
 }
 
 /// One resolved build stage.
@@ -194,9 +230,9 @@ pub struct Stage {
     /// Images this stage uses through `COPY --from` or `RUN --mount=from=`.
     pub image_references: BTreeSet<String>,
     /// ARGs declared in this stage (or inherited), at the end of the stage.
-    pub args: Vec<Variable>,
+    pub args: Variables,
     /// ENV at the end of the stage, inherited values included.
-    pub env: Vec<Variable>,
+    pub env: Variables,
 }
 
 /// The resolved build: stages, the target and what it needs.
