@@ -138,7 +138,8 @@ fn json_prints_expanded_stages() {
     let plan = &json["plan"];
     assert_eq!(plan["target"], 2);
     assert_eq!(plan["needed"], serde_json::json!([0, 2]));
-    assert_eq!(plan["stages"][0]["env"][0]["value"], "/dist");
+    // The default PATH comes first.
+    assert_eq!(plan["stages"][0]["env"][1]["value"], "/dist");
     assert_eq!(plan["stages"][2]["instructions"][0]["instruction"], "COPY");
 }
 
@@ -247,5 +248,5 @@ fn build_arg_value_may_contain_equals() {
         .unwrap();
     assert!(output.status.success());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(json["plan"]["stages"][0]["env"][0]["value"], "x=y");
+    assert_eq!(json["plan"]["stages"][0]["env"][1]["value"], "x=y");
 }
