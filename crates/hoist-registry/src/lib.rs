@@ -33,6 +33,7 @@ mod progress;
 mod pull;
 mod push;
 mod reference;
+mod references;
 mod retry;
 mod transport;
 
@@ -44,5 +45,6 @@ pub use progress::{Direction, Progress};
 pub use pull::{BlobCache, FetchedManifest, MAX_MANIFEST_SIZE, PulledImage, host_platform};
 pub use push::PushOutcome;
 pub use reference::{DEFAULT_REGISTRY, ImageReference, api_host};
+pub use references::CACHE_INDEX_FILE;
 pub use retry::RetryPolicy;
 pub use transport::{TransportOptions, parse_client_certificate, parse_registry_certificate};
