@@ -6,7 +6,9 @@
 //! into a root under a temporary work directory and records one layer per
 //! instruction that changed files. RUN steps go through [`sandbox`], after
 //! [`run`] builds their command line and environment and [`user`] resolves
-//! `USER` in the image. COPY goes through [`copy`].
+//! `USER` in the image. COPY goes through [`copy`]. Base images come from a
+//! [`stage::BaseImageSource`]: OCI layouts ([`stage::LayoutSource`]) or registries
+//! through a cache directory ([`source::RegistrySource`]).
 //!
 //! ```no_run
 //! use std::collections::BTreeMap;
@@ -36,6 +38,7 @@
 //!     build_args: BTreeMap::new(),
 //!     compression: hoist_snapshot::Compression::Gzip { level: 6 },
 //!     context: Some("/path/to/context".into()),
+//!     layer_mtime_epoch: None,
 //! };
 //! let output = build(&plan, &settings, &Sandbox::locate()?, &source)?;
 //! let layout = std::path::Path::new("/var/tmp/out");
@@ -49,5 +52,6 @@ pub mod copy;
 mod metadata;
 pub mod run;
 pub mod sandbox;
+pub mod source;
 pub mod stage;
 pub mod user;

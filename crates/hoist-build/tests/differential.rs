@@ -67,6 +67,7 @@ fn build_with_hoist(
         build_args: build_args.clone(),
         compression: hoist_snapshot::Compression::Gzip { level: 6 },
         context: Some(context),
+        layer_mtime_epoch: None,
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
     let output = build(&plan, &settings, &sandbox, &source).expect("hoist build");

@@ -57,6 +57,7 @@ fn build_with_context(
         // umoci 0.4.7, which unpacks the result, reads no zstd layers.
         compression: hoist_snapshot::Compression::Gzip { level: 6 },
         context: context.map(std::path::Path::to_path_buf),
+        layer_mtime_epoch: None,
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
     build(&plan, &settings, &sandbox, &source)
