@@ -1,14 +1,211 @@
-//! The `hoist` command.
+//! The `hoist` command: Kaniko's executor without a daemon. It validates every flag,
+//! checks push access, builds the Dockerfile, writes the requested outputs and pushes
+//! the image to every destination.
 
-use clap::Parser;
+mod args;
+mod context;
+mod logging;
+mod options;
+mod publish;
 
-/// Command-line arguments.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {}
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    // TODO: wire the library crates in; each command has its own issue.
-    anyhow::bail!("hoist is not implemented yet")
+use anyhow::Context as _;
+use clap::Parser as _;
+use hoist_auth::{Environment, Keychain};
+use hoist_build::sandbox::Sandbox;
+use hoist_build::source::{RegistrySource, RegistrySourceOptions};
+use hoist_build::stage::{BuildOutput, BuildSettings};
+use hoist_dockerfile::stages::{BuildOptions, BuildPlan, Platform as PlanPlatform};
+use hoist_registry::{Client, ClientOptions, Credentials, RetryPolicy};
+
+use crate::args::Args;
+use crate::context::PreparedContext;
+use crate::logging::LogSettings;
+use crate::options::{KanikoEnvironment, Options};
+
+/// Exit status of a usage error: an invalid flag, destination or input path.
+const USAGE_ERROR: u8 = 2;
+
+/// A failed run and the exit status it maps to.
+enum Failure {
+    /// Bad flags or inputs, found before anything was built (exit status 2).
+    Usage(anyhow::Error),
+    /// A failed check, build, output or push (exit status 1).
+    Run(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let log = LogSettings {
+        verbosity: args.verbosity.clone(),
+        format: args.log_format.clone(),
+        timestamp: args.log_timestamp,
+    };
+    logging::init(&log);
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(error)) => {
+            report(&log, &error);
+            ExitCode::from(USAGE_ERROR)
+        }
+        Err(Failure::Run(error)) => {
+            report(&log, &error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints the error and its causes on one line.
+fn report(log: &LogSettings, error: &anyhow::Error) {
+    let message = format!("{error:#}").replace('\n', " ");
+    if log.is_json() {
+        tracing::error!(error = %message, "hoist failed");
+    } else {
+        eprintln!("hoist: error: {message}");
+    }
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    let started = Instant::now();
+    let options =
+        Options::from_args(args, &KanikoEnvironment::from_process()).map_err(Failure::Usage)?;
+    let context = context::prepare(
+        &options.context,
+        options.context_sub_path.as_deref(),
+        &options.work_parent,
+    )
+    .map_err(Failure::Usage)?;
+    let dockerfile = resolve_dockerfile(&options.dockerfile, &context).map_err(Failure::Usage)?;
+    let plan = read_plan(&dockerfile, &options).map_err(Failure::Run)?;
+
+    let runtime = tokio::runtime::Runtime::new()
+        .context("failed to start the async runtime")
+        .map_err(Failure::Run)?;
+    let push_client = push_client(&options);
+    if !options.no_push && options.check_push_access {
+        publish::check_push_access(&runtime, &push_client, &options.destinations)
+            .map_err(Failure::Run)?;
+    }
+
+    let source = base_image_source(&options).map_err(Failure::Run)?;
+    let output = build(&plan, &dockerfile, &options, &context, &source).map_err(Failure::Run)?;
+    let image = publish::finalize(output.image.clone(), &options).map_err(Failure::Run)?;
+    publish::write_outputs(&image, &options).map_err(Failure::Run)?;
+    let digest = if options.no_push {
+        tracing::info!("--no-push given, skipping the push");
+        image.rendered.manifest_descriptor.digest.to_string()
+    } else {
+        let origins = source.layer_origins();
+        publish::push(&runtime, &push_client, &image, &options, &origins).map_err(Failure::Run)?
+    };
+    publish::write_digest_files(&digest, &options).map_err(Failure::Run)?;
+    drop(output);
+    tracing::info!(
+        digest,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "done in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Finds the Dockerfile as Kaniko does: the path as given when it exists, else relative to
+/// the context.
+fn resolve_dockerfile(dockerfile: &Path, context: &PreparedContext) -> anyhow::Result<PathBuf> {
+    if dockerfile.is_file() {
+        return Ok(dockerfile.to_path_buf());
+    }
+    let in_context = context.dir.join(dockerfile);
+    if in_context.is_file() {
+        return Ok(in_context);
+    }
+    anyhow::bail!(
+        "no Dockerfile at {} or {}; pass its path with --dockerfile",
+        dockerfile.display(),
+        in_context.display()
+    )
+}
+
+/// Parses the Dockerfile and resolves its stages for the target.
+fn read_plan(dockerfile: &Path, options: &Options) -> anyhow::Result<BuildPlan> {
+    let name = dockerfile.display().to_string();
+    let text = std::fs::read_to_string(dockerfile)
+        .with_context(|| format!("cannot read the Dockerfile {name}"))?;
+    let parsed = hoist_dockerfile::parser::parse(&text, &name)?;
+    let typed = hoist_dockerfile::instructions::instructions(&parsed)?;
+    let platform = PlanPlatform {
+        os: options.platform.os.clone(),
+        architecture: options.platform.architecture.clone(),
+        variant: options.platform.variant.clone().unwrap_or_default(),
+    };
+    let build_options = BuildOptions {
+        build_args: options.build_args.clone(),
+        target: options.target.clone(),
+        target_platform: platform.clone(),
+        build_platform: platform,
+    };
+    let mut plan = hoist_dockerfile::stages::resolve(&name, parsed.escape, &typed, &build_options)?;
+    for warning in &plan.warnings {
+        tracing::warn!("{warning}");
+    }
+    if !options.skip_unused_stages {
+        // Without --skip-unused-stages, Kaniko builds every stage up to the target.
+        plan.needed = (0..=plan.target).collect();
+    }
+    Ok(plan)
+}
+
+fn credentials() -> Credentials {
+    Credentials::Keychain(Keychain::from_environment(&Environment::from_process()))
+}
+
+fn push_client(options: &Options) -> Client {
+    let client_options = ClientOptions {
+        transport: options.push_transport.clone(),
+        retry: RetryPolicy::default(),
+        ..ClientOptions::default()
+    };
+    Client::new(client_options, credentials())
+}
+
+fn base_image_source(options: &Options) -> anyhow::Result<RegistrySource> {
+    let client = ClientOptions {
+        transport: options.pull_transport.clone(),
+        registry_mirrors: options.registry_mirrors.clone(),
+        mirror_fallback: options.mirror_fallback,
+        ..ClientOptions::default()
+    };
+    let source = RegistrySource::new(RegistrySourceOptions {
+        client,
+        credentials: credentials(),
+        cache_dir: Some(options.cache_dir.clone()),
+        download_retries: options.download_retries,
+        retry_backoff: std::time::Duration::from_secs(1),
+        work_parent: options.work_parent.clone(),
+    })?;
+    Ok(source)
+}
+
+fn build(
+    plan: &BuildPlan,
+    dockerfile: &Path,
+    options: &Options,
+    context: &PreparedContext,
+    source: &RegistrySource,
+) -> anyhow::Result<BuildOutput> {
+    let sandbox = Sandbox::locate()?;
+    let settings = BuildSettings {
+        file: dockerfile.display().to_string(),
+        work_parent: options.work_parent.clone(),
+        platform: options.platform.clone(),
+        build_args: options.build_args.clone(),
+        compression: options.compression,
+        context: Some(context.dir.clone()),
+        layer_mtime_epoch: options.reproducible.then_some(0),
+    };
+    let output = hoist_build::stage::build(plan, &settings, &sandbox, source)?;
+    Ok(output)
 }
