@@ -634,3 +634,43 @@ fn layout_output_is_readable_by_skopeo() {
         hoist_testkit::skopeo_inspect_config(&ImageSource::in_layout(&layout, "v2")).unwrap();
     assert_eq!(config["architecture"], "amd64");
 }
+
+#[test]
+fn registry_mirror_serves_docker_hub_names() {
+    let mirror = support::plain_registry();
+    let access = hoist_testkit::RegistryAccess::of(&mirror);
+    hoist_testkit::skopeo_push(
+        &ImageSource::in_registry(&mirror, "base/busybox:latest"),
+        &mirror.reference("library/busybox:latest"),
+        &access,
+        &[],
+    )
+    .unwrap();
+    // With the fallback off, docker.io itself is never contacted.
+    let dockerfile = "FROM busybox\nCOPY a.txt /a.txt\n";
+    let home = support::temporary_dir();
+    let flag = build(
+        home.path(),
+        "",
+        dockerfile,
+        &[
+            "--no-push",
+            "--skip-default-registry-fallback",
+            "--registry-mirror",
+            mirror.host(),
+        ],
+    );
+    assert_success(&flag);
+
+    let home = support::temporary_dir();
+    hoist(home.path())
+        .env("KANIKO_REGISTRY_MIRROR", mirror.host())
+        .arg("--context")
+        .arg(context(
+            home.path(),
+            &[("Dockerfile", dockerfile), ("a.txt", "a\n")],
+        ))
+        .args(["--no-push", "--skip-default-registry-fallback"])
+        .assert()
+        .success();
+}

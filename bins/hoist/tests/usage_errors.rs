@@ -182,3 +182,34 @@ fn help_groups_flags_with_units() {
         .stdout(predicate::str::contains("Kaniko flags not supported yet"))
         .stdout(predicate::str::contains("(count)"));
 }
+
+#[test]
+fn invalid_client_certificate_is_rejected() {
+    let stderr = usage_error(&["--no-push", "--registry-client-cert", "r.example"]);
+    assert!(stderr.contains("--registry-client-cert"), "{stderr}");
+}
+
+#[test]
+fn json_log_reports_error_as_json() {
+    let home = support::temporary_dir();
+    let output = hoist(home.path())
+        .args([
+            "--log-format",
+            "json",
+            "--no-push",
+            "--context",
+            "/nonexistent/ctx",
+        ])
+        .output()
+        .expect("run hoist");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let event: serde_json::Value = serde_json::from_str(stderr.trim()).expect("one JSON line");
+    assert_eq!(event["level"], "ERROR");
+    assert!(
+        event["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/ctx")
+    );
+}
