@@ -88,6 +88,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A loopback server of the kit could not be started.
+    #[error("cannot start the {server} on 127.0.0.1: {reason}")]
+    ServerStart {
+        /// The server name, such as "release server".
+        server: &'static str,
+        /// What failed.
+        reason: String,
+    },
+
     /// JSON output of a tool or a file in an image layout could not be parsed.
     #[error("invalid JSON in {what}: {source}")]
     Json {

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod buildah;
+pub mod builder_image;
 mod certs;
 pub mod client;
 pub mod compare;
@@ -27,6 +28,8 @@ mod fault_proxy;
 pub mod images;
 mod process;
 mod registry;
+pub mod release_server;
+pub mod testbed;
 mod token_server;
 pub mod tools;
 
@@ -43,6 +46,8 @@ pub use images::{
     push_base_images,
 };
 pub use registry::{AuthKind, Registry, RegistryBuilder};
+pub use release_server::{ReleaseServer, ReleaseServerBuilder, Tool};
+pub use testbed::{StateFiles, Testbed, TestbedBuilder};
 pub use tools::{
     ImageSource, RegistryAccess, contained_command, skopeo_command, skopeo_inspect_config,
     skopeo_inspect_raw, skopeo_push, unpack_image,
