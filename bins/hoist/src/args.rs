@@ -19,6 +19,10 @@ const UNSUPPORTED: &str = "Kaniko flags not supported yet (rejected when set)";
 /// Builds a Dockerfile into an OCI image and pushes it, without a daemon. Takes the flags
 /// of Kaniko's executor, so a CI job can swap `/kaniko/executor` for `hoist`.
 ///
+/// RUN steps go through the `hoist-sandbox` helper, which must be installed next to
+/// `hoist`. Registry credentials come from `$DOCKER_CONFIG/config.json` (write them with
+/// `hoist-login`), else `$HOME/.docker/config.json`.
+///
 /// Exit status: 0 on success, 1 when the build or push fails, 2 on a usage error.
 #[derive(Debug, Parser)]
 // A flag given twice keeps its last value, as in Kaniko's flag parser.

@@ -103,12 +103,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     };
     publish::write_digest_files(&digest, &options).map_err(Failure::Run)?;
     drop(output);
-    tracing::info!(
-        digest,
-        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
-        "done in {:.2}s",
-        started.elapsed().as_secs_f64()
-    );
+    tracing::info!(digest, "done in {:.2}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -227,8 +227,8 @@ pub fn build(
     let mut images: BTreeMap<usize, Image> = BTreeMap::new();
     for &index in &plan.needed {
         let stage = &plan.stages[index];
-        let name = stage.name.as_deref().unwrap_or_default();
-        let _span = tracing::info_span!("stage", index, name).entered();
+        let stage_name = stage.name.as_deref().unwrap_or_default();
+        let _span = tracing::info_span!("stage", index, stage_name).entered();
         let base = base_image(stage, &images, settings, source)?;
         let executor = StageExecutor {
             plan,
