@@ -38,7 +38,10 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) => return command_line_error(&error),
+    };
     let log = LogSettings {
         verbosity: args.verbosity.clone(),
         format: args.log_format.clone(),
@@ -56,6 +59,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints help and version as clap does, and any other command-line error on one line
+/// with clap's tip, exit status 2.
+fn command_line_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = error.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+    let message = lines.next().unwrap_or("invalid command line");
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let tip = lines
+        .find_map(|line| line.strip_prefix("tip: "))
+        .map(|tip| format!("; {tip}"))
+        .unwrap_or_default();
+    eprintln!("hoist: error: {message}{tip}; see hoist --help");
+    ExitCode::from(USAGE_ERROR)
 }
 
 /// Prints the error and its causes on one line.

@@ -19,11 +19,8 @@ fn usage_error(extra: &[&str]) -> String {
         .expect("run hoist");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    let error_lines: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.contains("error"))
-        .collect();
-    assert_eq!(error_lines.len(), 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("hoist: error: "), "{stderr}");
     stderr
 }
 
@@ -31,6 +28,11 @@ fn usage_error(extra: &[&str]) -> String {
 fn unknown_flag_is_usage_error() {
     let stderr = usage_error(&["--no-such-flag"]);
     assert!(stderr.contains("--no-such-flag"), "{stderr}");
+    let stderr = usage_error(&["--no-pus"]);
+    assert!(
+        stderr.contains("--no-push"),
+        "the tip names the flag: {stderr}"
+    );
 }
 
 #[test]
