@@ -674,3 +674,104 @@ fn registry_mirror_serves_docker_hub_names() {
         .assert()
         .success();
 }
+
+#[test]
+fn insecure_flags_force_plain_http() {
+    // A TLS registry on loopback: plain HTTP to it fails, so each flag shows which of
+    // pull and push it switches to plain HTTP.
+    let registry = Registry::builder().tls().start().unwrap();
+    hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let destination = registry.reference("plain:latest");
+    let certificate = certificate_args(&registry);
+    let with = |flags: &[&str]| {
+        let mut extra = vec!["--destination", destination.as_str()];
+        extra.extend(certificate.iter().map(String::as_str));
+        extra.extend_from_slice(flags);
+        let home = support::temporary_dir();
+        build(home.path(), registry.host(), SIMPLE, &extra)
+    };
+
+    assert_success(&with(&[]));
+    let insecure = with(&["--insecure"]);
+    assert_eq!(insecure.status.code(), Some(1), "{}", stderr(&insecure));
+    assert!(
+        stderr(&insecure).contains("cannot push"),
+        "{}",
+        stderr(&insecure)
+    );
+    let insecure_pull = with(&["--insecure-pull", "--skip-push-permission-check"]);
+    assert_eq!(insecure_pull.status.code(), Some(1));
+    assert!(
+        stderr(&insecure_pull).contains("failed to pull"),
+        "{}",
+        stderr(&insecure_pull)
+    );
+    let insecure_registry = with(&["--insecure-registry", registry.host()]);
+    assert_eq!(insecure_registry.status.code(), Some(1));
+}
+
+#[test]
+fn compression_level_changes_layer_size() {
+    let registry = support::plain_registry();
+    let dockerfile = "FROM {REGISTRY}/base/busybox:latest\nRUN seq 1 200000 > /numbers\n";
+    let mut sizes = Vec::new();
+    for level in ["0", "9"] {
+        let home = support::temporary_dir();
+        let layout = home.path().join("layout");
+        let output = build(
+            home.path(),
+            registry.host(),
+            dockerfile,
+            &[
+                "--no-push",
+                "--compression-level",
+                level,
+                "--oci-layout-path",
+                path_arg(&layout),
+            ],
+        );
+        assert_success(&output);
+        let image = hoist_image::read_oci_layout(&layout, None).unwrap();
+        sizes.push(image.rendered.manifest.layers.last().unwrap().size);
+    }
+    assert!(
+        sizes[1] * 2 < sizes[0],
+        "level 9 is not half the size of level 0: {sizes:?}"
+    );
+}
+
+#[test]
+fn kaniko_dir_holds_work_directories() {
+    let registry = support::plain_registry();
+    let home = support::temporary_dir();
+    let kaniko_dir = home.path().join("kaniko");
+    std::fs::create_dir(&kaniko_dir).unwrap();
+    let dockerfile =
+        "FROM {REGISTRY}/base/busybox:latest\nRUN sleep 3\n".replace("{REGISTRY}", registry.host());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .env("HOME", home.path())
+        .arg("--context")
+        .arg(context(home.path(), &[("Dockerfile", &dockerfile)]))
+        .args(["--no-push", "--kaniko-dir", path_arg(&kaniko_dir)])
+        .args(["--cache-dir", path_arg(&home.path().join("no-cache"))])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while seen.is_empty() && std::time::Instant::now() < deadline {
+        seen = std::fs::read_dir(&kaniko_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("hoist-build-"))
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        !seen.is_empty(),
+        "no work directory appeared in --kaniko-dir"
+    );
+    assert_eq!(std::fs::read_dir(&kaniko_dir).unwrap().count(), 0);
+}
