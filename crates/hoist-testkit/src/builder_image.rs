@@ -1,17 +1,42 @@
 //! The builder-image example (`examples/builder-image/` of the repository):
-//! where its Dockerfiles are, the build arguments they take from a
-//! [`Testbed`], and the checks that a built image must pass, so that every
-//! builder under test is held to the same specification.
+//! the paths of its Dockerfiles, the build arguments they take from a
+//! [`Testbed`], and its build with buildah as the reference. It also has the
+//! checks that a built image must pass, so that every builder under test is
+//! held to the same specification.
+//!
+//! ```no_run
+//! use hoist_testkit::Testbed;
+//! use hoist_testkit::builder_image::{Variant, buildah_build, check_builder_image, fetch_image};
+//!
+//! let testbed = Testbed::builder().start()?;
+//! let reference = format!("{}:latest", Variant::Busybox.repository());
+//! buildah_build(&testbed, Variant::Busybox, &[reference.as_str()])?;
+//! let image = fetch_image(&testbed, &reference)?;
+//! let problems = check_builder_image(
+//!     Variant::Busybox,
+//!     image.rootfs(),
+//!     &image.config,
+//!     testbed.release_server(),
+//! )?;
+//! assert!(problems.is_empty(), "{problems:?}");
+//! # Ok::<(), hoist_testkit::Error>(())
+//! ```
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::error::Result;
+use tempfile::TempDir;
+
+use crate::buildah::Buildah;
+use crate::error::{Error, Result, io_error};
 use crate::process::run;
 use crate::release_server::{ReleaseServer, Tool};
 use crate::testbed::Testbed;
+use crate::tools::{
+    ImageSource, RegistryAccess, skopeo_inspect_config, skopeo_inspect_raw, unpack_image,
+};
 
 /// The user the image runs as.
 pub const IMAGE_USER: &str = "infra";
@@ -87,6 +112,83 @@ pub fn build_args(testbed: &Testbed) -> Vec<String> {
         format!("TERRAFORM_VERSION={}", releases.version(Tool::Terraform)),
         format!("TFLINT_VERSION={}", releases.version(Tool::Tflint)),
     ]
+}
+
+/// Builds `variant` with `buildah bud` against `testbed` and pushes it to
+/// each of `names` (`repository:tag`) in the test bed's registry. Returns
+/// the manifest digest, which is the same for every name.
+pub fn buildah_build(testbed: &Testbed, variant: Variant, names: &[&str]) -> Result<String> {
+    let registry = testbed.registry();
+    let access = RegistryAccess::of(registry);
+    let buildah = Buildah::new()?;
+    let options: Vec<String> = build_args(testbed)
+        .into_iter()
+        .flat_map(|arg| ["--build-arg".to_owned(), arg])
+        .collect();
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let local = format!("localhost/{}:build", variant.repository());
+    buildah.bud(
+        &variant.context_dir(),
+        &variant.dockerfile(),
+        &local,
+        &access,
+        &options,
+    )?;
+
+    let mut digests = Vec::new();
+    for name in names {
+        digests.push(buildah.push(&local, &registry.reference(name), &access)?);
+    }
+    match digests.split_first() {
+        Some((first, rest)) if rest.iter().all(|digest| digest == first) => Ok(first.clone()),
+        Some(_) => Err(Error::UnexpectedResponse {
+            url: registry.url().to_owned(),
+            reason: format!("buildah pushed {names:?} with different digests {digests:?}"),
+        }),
+        None => Err(Error::InvalidSetup(
+            "buildah_build needs at least one name to push to".to_owned(),
+        )),
+    }
+}
+
+/// An image read back from a registry: manifest digest, config and the
+/// unpacked root filesystem, which is removed when this is dropped.
+#[derive(Debug)]
+pub struct FetchedImage {
+    /// The digest of the manifest the registry returns, `sha256:<hex>`.
+    pub digest: String,
+    /// The image config, as `skopeo inspect --config` prints it.
+    pub config: serde_json::Value,
+    rootfs: PathBuf,
+    _dir: TempDir,
+}
+
+impl FetchedImage {
+    /// Returns the unpacked root filesystem.
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+}
+
+/// Reads `name` (`repository:tag`) from the test bed's registry and unpacks
+/// it into a temporary directory.
+pub fn fetch_image(testbed: &Testbed, name: &str) -> Result<FetchedImage> {
+    let source = ImageSource::in_registry(testbed.registry(), name);
+    let digest = crate::sha256_digest(&skopeo_inspect_raw(&source)?);
+    let config = skopeo_inspect_config(&source)?;
+    let parent = Path::new("/var/tmp");
+    let dir = tempfile::Builder::new()
+        .prefix("hoist-fetched-")
+        .tempdir_in(parent)
+        .map_err(io_error("create temporary directory in", parent))?;
+    let rootfs = dir.path().join("rootfs");
+    unpack_image(&source, &rootfs)?;
+    Ok(FetchedImage {
+        digest,
+        config,
+        rootfs,
+        _dir: dir,
+    })
 }
 
 /// Checks a built image of `variant` against the example's specification

@@ -9,8 +9,8 @@
 //! | TFLint | `/tflint/v0.58.0/tflint_linux_amd64.zip` |
 //!
 //! The Terraform path takes the version without its leading `v`, as
-//! HashiCorp's release site does; the TFLint path takes the release tag with
-//! it, as TFLint's GitHub release downloads do. Each zip holds one executable
+//! HashiCorp's release site does. The TFLint path takes the release tag with
+//! the `v`, as TFLint's GitHub release downloads do. Each zip holds one executable
 //! named after the tool: the machine's own binary when one is on `PATH`
 //! (unless [`ReleaseServerBuilder::stand_ins`] is set), otherwise a
 //! `#!/bin/sh` script that prints the version line of the real tool
@@ -427,6 +427,80 @@ mod tests {
 
         assert_eq!(find_executable("tflint", &search_path), Some(executable));
         assert_eq!(find_executable("terraform", &search_path), None);
+    }
+
+    #[test]
+    fn zip_contains_executable_from_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("terraform");
+        fs::write(&binary, "machine's own terraform\n").unwrap();
+        fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+        let zips = dir.path().join("zips");
+        fs::create_dir(&zips).unwrap();
+
+        let release = make_release(
+            &zips,
+            Tool::Terraform,
+            "v1.12.2",
+            Executable::FromPath(binary),
+        )
+        .unwrap();
+
+        let listing = run(Command::new("unzip").arg("-Z").arg(&release.zip)).unwrap();
+        let listing = String::from_utf8(listing.stdout).unwrap();
+        assert!(listing.contains("-rwxr-xr-x"), "{listing}");
+        let content = run(Command::new("unzip").arg("-p").arg(&release.zip)).unwrap();
+        assert_eq!(content.stdout, b"machine's own terraform\n");
+    }
+
+    #[test]
+    fn server_serves_zips_and_rejects_others() {
+        let server = ReleaseServer::builder()
+            .terraform_version("1.5.7")
+            .tflint_version("v0.50.0")
+            .stand_ins()
+            .start()
+            .unwrap();
+        let terraform_url = server.zip_url(Tool::Terraform);
+        assert_eq!(
+            terraform_url,
+            format!(
+                "{}/terraform/1.5.7/terraform_1.5.7_linux_amd64.zip",
+                server.url()
+            )
+        );
+        assert_eq!(server.executable(Tool::Tflint), &Executable::StandIn);
+
+        let body = ureq::get(&terraform_url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_vec()
+            .unwrap();
+        assert_eq!(body, fs::read(server.zip_file(Tool::Terraform)).unwrap());
+        let script = run(Command::new("unzip")
+            .arg("-p")
+            .arg(server.zip_file(Tool::Tflint))
+            .arg("tflint"))
+        .unwrap();
+        let script = String::from_utf8(script.stdout).unwrap();
+        assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+        assert!(script.contains("echo 'TFLint version 0.50.0'"), "{script}");
+
+        let missing = ureq::get(format!("{}/tflint/v9/tflint_linux_amd64.zip", server.url()))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        let posted = ureq::post(&terraform_url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send_empty()
+            .unwrap();
+        assert_eq!(posted.status(), 405);
     }
 
     #[test]

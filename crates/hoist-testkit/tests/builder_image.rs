@@ -6,52 +6,30 @@
 
 use std::fs;
 
-use hoist_testkit::builder_image::{Variant, build_args, check_builder_image};
+use hoist_testkit::builder_image::{Variant, buildah_build, check_builder_image, fetch_image};
 use hoist_testkit::{
-    BaseImage, Buildah, ImageSource, RegistryAccess, ReleaseServer, Testbed, base_image,
-    sha256_digest, skopeo_inspect_config, skopeo_inspect_raw, unpack_image,
+    BaseImage, ImageSource, ReleaseServer, Testbed, base_image, sha256_digest,
+    skopeo_inspect_config, skopeo_inspect_raw, unpack_image,
 };
 
 /// Builds `variant` with buildah, pushes it under two tags, and returns the
 /// problems that [`check_builder_image`] finds.
 fn build_and_check(testbed: &Testbed, variant: Variant) -> Vec<String> {
-    let registry = testbed.registry();
-    let access = RegistryAccess::of(registry);
-    let buildah = Buildah::new().unwrap();
-    let build_args: Vec<String> = build_args(testbed)
-        .into_iter()
-        .flat_map(|arg| ["--build-arg".to_owned(), arg])
-        .collect();
-    let extra: Vec<&str> = build_args.iter().map(String::as_str).collect();
-    let local = format!("localhost/{}:test", variant.repository());
-    buildah
-        .bud(
-            &variant.context_dir(),
-            &variant.dockerfile(),
-            &local,
-            &access,
-            &extra,
-        )
-        .unwrap();
-
     let latest = format!("{}:latest", variant.repository());
     let commit = format!("{}:0123abc", variant.repository());
-    let pushed_latest = buildah
-        .push(&local, &registry.reference(&latest), &access)
-        .unwrap();
-    let pushed_commit = buildah
-        .push(&local, &registry.reference(&commit), &access)
-        .unwrap();
-    assert_eq!(pushed_latest, pushed_commit, "{variant:?}");
-    let raw = skopeo_inspect_raw(&ImageSource::in_registry(registry, &commit)).unwrap();
-    assert_eq!(sha256_digest(&raw), pushed_latest, "{variant:?}");
+    let pushed = buildah_build(testbed, variant, &[&latest, &commit]).unwrap();
 
-    let source = ImageSource::in_registry(registry, &latest);
-    let config = skopeo_inspect_config(&source).unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let rootfs = work.path().join("rootfs");
-    unpack_image(&source, &rootfs).unwrap();
-    check_builder_image(variant, &rootfs, &config, testbed.release_server()).unwrap()
+    let image = fetch_image(testbed, &latest).unwrap();
+    assert_eq!(image.digest, pushed);
+    let by_commit = skopeo_inspect_raw(&ImageSource::in_registry(testbed.registry(), &commit));
+    assert_eq!(sha256_digest(&by_commit.unwrap()), pushed);
+    check_builder_image(
+        variant,
+        image.rootfs(),
+        &image.config,
+        testbed.release_server(),
+    )
+    .unwrap()
 }
 
 fn start_testbed() -> Testbed {

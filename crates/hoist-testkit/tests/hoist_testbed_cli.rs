@@ -138,6 +138,44 @@ fn sigterm_stops_when_stdin_ignored() {
 }
 
 #[test]
+fn sigterm_during_start_skips_ready() {
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    let stderr = work.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hoist-testbed"))
+        .args(["serve", "--stand-ins", "--state-dir"])
+        .arg(&state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    // The registry starts after the signal handlers are in place and before
+    // the base images are pushed, so the signal arrives during the start.
+    let started = Instant::now();
+    while !fs::read_to_string(&stderr)
+        .unwrap()
+        .contains("registry started")
+    {
+        assert!(
+            started.elapsed() < STOP_TIMEOUT,
+            "the registry did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = wait_for_exit(&mut child);
+
+    assert!(status.success(), "{status}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert_eq!(stdout, "");
+    assert!(!StateFiles::in_dir(&state).env.exists());
+}
+
+#[test]
 fn invalid_version_fails_with_message() {
     let work = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_hoist-testbed"))

@@ -4,7 +4,7 @@
 //! scripts such as `scripts/main-job.sh`.
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, Sender};
 
@@ -108,25 +108,42 @@ fn serve(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let stop_requests = listen_for_stop(args.ignore_stdin)?;
 
     let testbed = start_testbed(args)?;
-    let files = match testbed.write_state(&args.state_dir) {
-        Ok(files) => files,
-        Err(error) => {
-            remove_state(&StateFiles::in_dir(&args.state_dir));
-            return Err(error.into());
+    let result = match stop_requests.try_recv() {
+        // A stop requested during the start ends the run before "ready".
+        Ok(reason) => {
+            log_stop(&reason);
+            Ok(())
         }
+        Err(_) => announce_and_wait(&testbed, &args.state_dir, &stop_requests),
     };
-    announce_ready(&files)?;
+    remove_state(&StateFiles::in_dir(&args.state_dir));
+    drop(testbed);
+    tracing::info!("test bed stopped");
+    result
+}
 
-    match stop_requests.recv().unwrap_or(StopReason::StdinClosed) {
-        StopReason::Signal(signal) => tracing::info!(signal, "stopping the test bed on a signal"),
+/// Writes the state files, prints "ready" and waits for a stop request.
+fn announce_and_wait(
+    testbed: &Testbed,
+    state_dir: &Path,
+    stop_requests: &Receiver<StopReason>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let files = testbed.write_state(state_dir)?;
+    announce_ready(&files)?;
+    let reason = stop_requests.recv().unwrap_or(StopReason::StdinClosed);
+    log_stop(&reason);
+    Ok(())
+}
+
+fn log_stop(reason: &StopReason) {
+    match reason {
+        StopReason::Signal(signal) => {
+            tracing::info!(signal, "stopping the test bed on a signal");
+        }
         StopReason::StdinClosed => {
             tracing::info!("stopping the test bed: standard input was closed");
         }
     }
-    remove_state(&files);
-    drop(testbed);
-    tracing::info!("test bed stopped");
-    Ok(())
 }
 
 fn start_testbed(args: &ServeArgs) -> hoist_testkit::Result<Testbed> {
