@@ -22,7 +22,7 @@ case "${1:-all}" in
 esac
 
 scripts/install-deps.sh
-cargo build --release --locked --bin hoist --bin hoist-login --bin hoist-testbed
+cargo build --release --locked --bin hoist --bin hoist-sandbox --bin hoist-login --bin hoist-testbed
 bin=$PWD/target/release
 
 # shellcheck source=examples/builder-image/testbed.sh

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 
 rounds=${1:-1}
 scripts/install-deps.sh
-cargo build --release --locked --bin hoist --bin hoist-login --bin hoist-testbed
+cargo build --release --locked --bin hoist --bin hoist-sandbox --bin hoist-login --bin hoist-testbed
 bin=$PWD/target/release
 
 # shellcheck source=examples/builder-image/testbed.sh

@@ -22,7 +22,8 @@ struct Args {
     /// An image to pull into the cache; repeatable.
     #[arg(long = "image", short = 'i', value_name = "REF", required = true)]
     images: Vec<String>,
-    /// The cache directory; blobs go to `DIR/blobs/sha256/<hex>`.
+    /// The cache directory, an OCI image layout: blobs go to `DIR/blobs/sha256/<hex>` and
+    /// each image's reference and platform to `DIR/index.json`.
     #[arg(long, value_name = "DIR")]
     cache_dir: PathBuf,
     /// The platform chosen from image indexes, `os/architecture[/variant]`; this
@@ -123,6 +124,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     for reference in &references {
         let pulled = runtime.block_on(client.pull(reference, &platform, &cache))?;
+        cache.record_reference(reference, &platform, &pulled.manifest_descriptor())?;
         println!("{reference} {}", pulled.manifest.digest);
     }
     Ok(())

@@ -42,6 +42,9 @@ fn warmer_fills_cache_from_index() {
 
     let hex = manifest.digest.trim_start_matches("sha256:");
     assert!(cache.join("blobs/sha256").join(hex).is_file());
+    let cache_index = std::fs::read_to_string(cache.join("index.json")).unwrap();
+    assert!(cache_index.contains(&manifest.digest), "{cache_index}");
+    assert!(cache_index.contains(&index.reference), "{cache_index}");
 }
 
 #[test]

@@ -1,14 +1,278 @@
-//! The `hoist` command.
+//! The `hoist` command: Kaniko's executor without a daemon. It validates every flag,
+//! checks push access, builds the Dockerfile, writes the requested outputs and pushes
+//! the image to every destination.
 
-use clap::Parser;
+mod args;
+mod context;
+mod logging;
+mod options;
+mod publish;
 
-/// Command-line arguments.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {}
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    // TODO: wire the library crates in; each command has its own issue.
-    anyhow::bail!("hoist is not implemented yet")
+use anyhow::Context as _;
+use clap::Parser as _;
+use hoist_auth::{Environment, Keychain};
+use hoist_build::bases::{PlannedBuild, plan_build};
+use hoist_build::sandbox::Sandbox;
+use hoist_build::source::{RegistrySource, RegistrySourceOptions};
+use hoist_build::stage::{BuildOutput, BuildSettings};
+use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform};
+use hoist_registry::{Client, ClientOptions, Credentials, RetryPolicy};
+
+use crate::args::Args;
+use crate::context::PreparedContext;
+use crate::logging::LogSettings;
+use crate::options::{KanikoEnvironment, Options};
+
+/// Exit status of a usage error: an invalid flag, destination or input path.
+const USAGE_ERROR: u8 = 2;
+
+/// A failed run and the exit status it maps to.
+enum Failure {
+    /// Bad flags or inputs, found before anything was built (exit status 2).
+    Usage(anyhow::Error),
+    /// A failed check, build, output or push (exit status 1).
+    Run(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) => return command_line_error(&error),
+    };
+    let log = LogSettings {
+        verbosity: args.verbosity.clone(),
+        format: args.log_format.clone(),
+        timestamp: args.log_timestamp,
+    };
+    logging::init(&log);
+    if let Err(error) = hoist_build::cleanup::install_signal_handler() {
+        report(
+            &log,
+            &anyhow::Error::new(error).context("cannot handle SIGINT and SIGTERM"),
+        );
+        return ExitCode::FAILURE;
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(error)) => {
+            report(&log, &error);
+            ExitCode::from(USAGE_ERROR)
+        }
+        Err(Failure::Run(error)) => {
+            report(&log, &error);
+            // A build cut short by SIGINT or SIGTERM exits as the signal asks.
+            match hoist_build::cleanup::signal_exit_status().and_then(|s| u8::try_from(s).ok()) {
+                Some(status) => ExitCode::from(status),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// Prints help and version as clap does, and any other command-line error on one line
+/// with clap's tip, exit status 2.
+fn command_line_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = error.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+    let message = lines.next().unwrap_or("invalid command line");
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let tip = lines
+        .find_map(|line| line.strip_prefix("tip: "))
+        .map(|tip| format!("; {tip}"))
+        .unwrap_or_default();
+    eprintln!("hoist: error: {message}{tip}; see hoist --help");
+    ExitCode::from(USAGE_ERROR)
+}
+
+/// Prints the error and its causes on one line.
+fn report(log: &LogSettings, error: &anyhow::Error) {
+    let message = format!("{error:#}").replace('\n', " ");
+    if log.is_json() {
+        tracing::error!(error = %message, "hoist failed");
+    } else {
+        eprintln!("hoist: error: {message}");
+    }
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    let started = Instant::now();
+    let options =
+        Options::from_args(args, &KanikoEnvironment::from_process()).map_err(Failure::Usage)?;
+    let context = context::prepare(
+        &options.context,
+        options.context_sub_path.as_deref(),
+        &options.work_parent,
+    )
+    .map_err(Failure::Usage)?;
+    let dockerfile = resolve_dockerfile(&options.dockerfile, &context).map_err(Failure::Usage)?;
+    let file = read_dockerfile(&dockerfile).map_err(Failure::Run)?;
+
+    let runtime = tokio::runtime::Runtime::new()
+        .context("failed to start the async runtime")
+        .map_err(Failure::Run)?;
+    let push_client = push_client(&options);
+    if !options.no_push && options.check_push_access {
+        publish::check_push_access(&runtime, &push_client, &options.destinations)
+            .map_err(Failure::Run)?;
+    }
+
+    let source = base_image_source(&options).map_err(Failure::Run)?;
+    let planned = plan(&file, &options, &source).map_err(Failure::Run)?;
+    let output = build(&planned, &dockerfile, &options, &context).map_err(Failure::Run)?;
+    let image = publish::finalize(output.image.clone(), &options).map_err(Failure::Run)?;
+    publish::write_outputs(&image, &options).map_err(Failure::Run)?;
+    let digest = if options.no_push {
+        tracing::info!("--no-push given, skipping the push");
+        image.rendered.manifest_descriptor.digest.to_string()
+    } else {
+        let origins = source.layer_origins();
+        publish::push(&runtime, &push_client, &image, &options, &origins).map_err(Failure::Run)?
+    };
+    publish::write_digest_files(&digest, &options).map_err(Failure::Run)?;
+    drop(output);
+    tracing::info!(digest, "done in {:.2}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Finds the Dockerfile as Kaniko does: the path as given when it exists, else relative to
+/// the context.
+fn resolve_dockerfile(dockerfile: &Path, context: &PreparedContext) -> anyhow::Result<PathBuf> {
+    if dockerfile.is_file() {
+        return Ok(dockerfile.to_path_buf());
+    }
+    let in_context = context.dir.join(dockerfile);
+    if in_context.is_file() {
+        return Ok(in_context);
+    }
+    anyhow::bail!(
+        "no Dockerfile at {} or {}; pass its path with --dockerfile",
+        dockerfile.display(),
+        in_context.display()
+    )
+}
+
+/// A Dockerfile read and parsed, before its stages are resolved.
+struct DockerfileInput {
+    name: String,
+    escape: char,
+    instructions: Vec<hoist_dockerfile::instructions::Instruction>,
+}
+
+/// Reads and parses the Dockerfile.
+fn read_dockerfile(dockerfile: &Path) -> anyhow::Result<DockerfileInput> {
+    let name = dockerfile.display().to_string();
+    let text = std::fs::read_to_string(dockerfile)
+        .with_context(|| format!("cannot read the Dockerfile {name}"))?;
+    let parsed = hoist_dockerfile::parser::parse(&text, &name)?;
+    let instructions = hoist_dockerfile::instructions::instructions(&parsed)?;
+    Ok(DockerfileInput {
+        name,
+        escape: parsed.escape,
+        instructions,
+    })
+}
+
+/// Resolves the stages for the target, pulling the base images the target needs so
+/// that their ENV reaches expansion.
+fn plan<'a>(
+    file: &DockerfileInput,
+    options: &Options,
+    source: &'a RegistrySource,
+) -> anyhow::Result<PlannedBuild<'a>> {
+    let platform = PlanPlatform {
+        os: options.platform.os.clone(),
+        architecture: options.platform.architecture.clone(),
+        variant: options.platform.variant.clone().unwrap_or_default(),
+    };
+    let build_options = BuildOptions {
+        build_args: options.build_args.clone(),
+        target: options.target.clone(),
+        target_platform: platform.clone(),
+        build_platform: platform,
+    };
+    let mut planned = plan_build(
+        &file.name,
+        file.escape,
+        &file.instructions,
+        &build_options,
+        &options.platform,
+        source,
+    )?;
+    for warning in &planned.plan.warnings {
+        tracing::warn!("{warning}");
+    }
+    if !options.skip_unused_stages {
+        // Without --skip-unused-stages, Kaniko builds every stage up to the target.
+        // NOTE: the bases of stages the target does not need were not pulled while
+        // planning, so their ENV is not seen by expansion; nothing of those stages
+        // reaches the image.
+        planned.plan.needed = (0..=planned.plan.target).collect();
+    }
+    Ok(planned)
+}
+
+fn credentials() -> Credentials {
+    Credentials::Keychain(Keychain::from_environment(&Environment::from_process()))
+}
+
+fn push_client(options: &Options) -> Client {
+    let client_options = ClientOptions {
+        transport: options.push_transport.clone(),
+        retry: RetryPolicy::default(),
+        ..ClientOptions::default()
+    };
+    Client::new(client_options, credentials())
+}
+
+fn base_image_source(options: &Options) -> anyhow::Result<RegistrySource> {
+    let client = ClientOptions {
+        transport: options.pull_transport.clone(),
+        registry_mirrors: options.registry_mirrors.clone(),
+        mirror_fallback: options.mirror_fallback,
+        ..ClientOptions::default()
+    };
+    let source = RegistrySource::new(RegistrySourceOptions {
+        client,
+        credentials: credentials(),
+        cache_dir: Some(options.cache_dir.clone()),
+        download_retries: options.download_retries,
+        retry_backoff: std::time::Duration::from_secs(1),
+        work_parent: options.work_parent.clone(),
+    })?;
+    Ok(source)
+}
+
+fn build(
+    planned: &PlannedBuild<'_>,
+    dockerfile: &Path,
+    options: &Options,
+    context: &PreparedContext,
+) -> anyhow::Result<BuildOutput> {
+    let sandbox = Sandbox::locate()?;
+    let settings = BuildSettings {
+        file: dockerfile.display().to_string(),
+        work_parent: options.work_parent.clone(),
+        platform: options.platform.clone(),
+        build_args: options.build_args.clone(),
+        compression: options.compression,
+        context: Some(context.dir.clone()),
+        snapshot: options.snapshot,
+        run_mounts: Default::default(),
+        layer_mtime_epoch: options.reproducible.then_some(0),
+    };
+    let output = hoist_build::stage::build(&planned.plan, &settings, &sandbox, &planned.bases)?;
+    Ok(output)
 }

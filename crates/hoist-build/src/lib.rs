@@ -7,7 +7,9 @@
 //! into a root under a temporary work directory and records one layer per
 //! instruction that changed files. RUN steps go through [`sandbox`], after
 //! [`run`] builds their command line and environment and [`user`] resolves
-//! `USER` in the image. COPY and ADD go through [`copy`].
+//! `USER` in the image. COPY and ADD go through [`copy`]. Base images come
+//! from a [`stage::BaseImageSource`]: OCI layouts ([`stage::LayoutSource`])
+//! or registries through a cache directory ([`source::RegistrySource`]).
 //!
 //! ```no_run
 //! use std::collections::BTreeMap;
@@ -47,6 +49,7 @@
 //!     context: Some("/path/to/context".into()),
 //!     snapshot: Default::default(),
 //!     run_mounts: Default::default(),
+//!     layer_mtime_epoch: None,
 //! };
 //! let output = build(&planned.plan, &settings, &Sandbox::locate()?, &planned.bases)?;
 //! let layout = std::path::Path::new("/var/tmp/out");
@@ -64,5 +67,6 @@ pub mod run;
 pub mod run_mounts;
 pub mod sandbox;
 pub mod snapshot;
+pub mod source;
 pub mod stage;
 pub mod user;

@@ -215,6 +215,9 @@ pub struct BuildSettings {
     pub snapshot: SnapshotSettings,
     /// Secrets and the cache directory of `RUN --mount`.
     pub run_mounts: RunMountSettings,
+    /// When set, file mtimes later than this Unix time are written as it in new layers,
+    /// as `SOURCE_DATE_EPOCH` does; `Some(0)` for Kaniko's `--reproducible`.
+    pub layer_mtime_epoch: Option<i64>,
 }
 
 /// A built image and the work directory that contains its new layer blobs.
@@ -273,6 +276,8 @@ pub fn build(
     let mut images: BTreeMap<usize, Image> = BTreeMap::new();
     for &index in &plan.needed {
         let stage = &plan.stages[index];
+        let stage_name = stage.name.as_deref().unwrap_or_default();
+        let _span = tracing::info_span!("stage", index, stage_name).entered();
         let mut base = base_image(stage, &images, settings, source)?;
         set_default_path(&mut base);
         let executor = StageExecutor {
@@ -877,7 +882,7 @@ impl StageExecutor<'_> {
     ) -> Result<Layer, String> {
         let options = LayerOptions {
             compression: self.settings.compression,
-            mtime_epoch: None,
+            mtime_epoch: self.settings.layer_mtime_epoch,
         };
         let temporary =
             tempfile::NamedTempFile::new_in(&self.blobs).map_err(|error| error.to_string())?;

@@ -55,6 +55,7 @@ fn build_in(dockerfile: &str, work: &Path, context: &Path) -> Result<BuildOutput
         context: Some(context.to_path_buf()),
         snapshot: Default::default(),
         run_mounts: Default::default(),
+        layer_mtime_epoch: None,
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
     build(&plan, &settings, &sandbox, &source)

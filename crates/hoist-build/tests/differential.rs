@@ -82,6 +82,7 @@ fn build_with_hoist(
         context: Some(context),
         snapshot: Default::default(),
         run_mounts: Default::default(),
+        layer_mtime_epoch: None,
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
     let output = build(&planned.plan, &settings, &sandbox, &planned.bases).expect("hoist build");

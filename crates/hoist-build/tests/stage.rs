@@ -59,6 +59,7 @@ fn build_with_context(
         context: context.map(std::path::Path::to_path_buf),
         snapshot: Default::default(),
         run_mounts: Default::default(),
+        layer_mtime_epoch: None,
     };
     let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
     build(&plan, &settings, &sandbox, &source)

@@ -8,6 +8,15 @@
 //! falls back to an upload, and uploads streamed from files in bounded memory with a
 //! configurable chunk size. Reference parsing follows Docker's rules through `oci-spec`.
 //!
+//! A [`BlobCache`] directory is an OCI image layout. Pulls verify each blob and store it as
+//! `blobs/sha256/<hex>`, image manifests and configs included. `hoist-warmer` also records
+//! each reference it pulled in `index.json` ([`CACHE_INDEX_FILE`]), an OCI image index
+//! whose entries are the image manifests with their `platform` and an
+//! `org.opencontainers.image.ref.name` annotation. That annotation is the normalized
+//! reference: `registry/repository:tag` (`:latest` when the reference has no tag), or
+//! `registry/repository@digest` when it has a digest. [`BlobCache::lookup_reference`] and
+//! [`BlobCache::load_image`] read a whole image from there without a registry.
+//!
 //! ```no_run
 //! use hoist_image::Platform;
 //! use hoist_registry::{BlobCache, Client, ClientOptions, Credentials, ImageReference};
@@ -33,6 +42,7 @@ mod progress;
 mod pull;
 mod push;
 mod reference;
+mod references;
 mod retry;
 mod transport;
 
@@ -44,5 +54,6 @@ pub use progress::{Direction, Progress};
 pub use pull::{BlobCache, FetchedManifest, MAX_MANIFEST_SIZE, PulledImage, host_platform};
 pub use push::PushOutcome;
 pub use reference::{DEFAULT_REGISTRY, ImageReference, api_host};
+pub use references::CACHE_INDEX_FILE;
 pub use retry::RetryPolicy;
 pub use transport::{TransportOptions, parse_client_certificate, parse_registry_certificate};

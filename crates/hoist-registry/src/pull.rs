@@ -57,6 +57,12 @@ impl BlobCache {
         Ok(Self { root })
     }
 
+    /// Returns a handle on the cache at `root` without creating anything, for a cache that
+    /// is only read. A missing directory is a cache without blobs.
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
     /// Returns the cache directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -458,7 +464,7 @@ fn store_document(cache: &BlobCache, digest: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn build_image(
+pub(crate) fn build_image(
     reference: &ImageReference,
     manifest: &Manifest,
     config: ImageConfig,

@@ -112,6 +112,39 @@ impl Client {
         })
     }
 
+    /// Checks that the credentials may push to the repository of `destination` by opening
+    /// a blob upload session and cancelling it, so that a wrong password fails in seconds
+    /// instead of after a build. Nothing is written to the repository.
+    pub async fn check_push_access(&self, destination: &ImageReference) -> Result<()> {
+        let api = self.api(destination.registry()).await?;
+        let repository = destination.repository();
+        let url = api.url(&format!("/v2/{repository}/blobs/uploads/"));
+        let request = ApiRequest::new(Method::POST, url, push_scopes(repository))
+            .header(header::CONTENT_LENGTH, "0");
+        let response = api
+            .send_expecting(&request, &[StatusCode::ACCEPTED])
+            .await?;
+        let location = api.location(&request, &response)?;
+        let cancel = ApiRequest::new(
+            Method::DELETE,
+            location.to_string(),
+            push_scopes(repository),
+        )
+        .without_retry();
+        // A registry that keeps the session (some return 404 or 405 to DELETE) expires it
+        // on its own, so a failed cancel is logged and not an error.
+        match api.send(&cancel).await {
+            Ok(response) => {
+                tracing::debug!(registry = %api.registry, repository, status = response.status().as_u16(), "cancelled the upload session of the push check");
+            }
+            Err(error) => {
+                tracing::warn!(registry = %api.registry, repository, %error, "cancelling the upload session of the push check failed");
+            }
+        }
+        tracing::info!(registry = %api.registry, repository, "push access confirmed");
+        Ok(())
+    }
+
     /// Pushes every blob, at most `max_concurrency` at a time, and confirms each.
     async fn push_blobs(
         &self,

@@ -35,6 +35,7 @@ pub(crate) fn settings(work_parent: &Path, context: Option<&Path>) -> BuildSetti
         context: context.map(Path::to_path_buf),
         snapshot: Default::default(),
         run_mounts: Default::default(),
+        layer_mtime_epoch: None,
     }
 }
 
