@@ -44,4 +44,4 @@ pub use helper::HelperError;
 pub use keychain::{DEFAULT_HELPER_TIMEOUT, Keychain, Resolved, Source};
 pub use locate::{CONFIG_FILE_NAME, Environment, docker_config_dir, podman_auth_file};
 pub use registry::{DOCKER_HUB_KEY, config_key, registry_host, same_registry};
-pub use write::{ConfigEditor, DIR_MODE, FILE_MODE};
+pub use write::{ConfigEditor, DIR_MODE, FILE_MODE, LOCK_SUFFIX};

@@ -1,5 +1,9 @@
 //! Editing one registry's entry in a credential file and writing the file atomically.
 //!
+//! An editor holds an exclusive advisory lock on `<file>.lock` from [`ConfigEditor::open`]
+//! until it is dropped, so that concurrent logins to different registries all keep their
+//! entries instead of the last rename winning.
+//!
 //! Every member of the file that the edit does not touch is written back as the exact
 //! bytes it had (through `serde_json`'s `RawValue`), so numbers, escapes and nested
 //! formatting in `credHelpers`, `proxies` or unknown keys survive unchanged.
@@ -7,7 +11,7 @@
 use std::fmt;
 use std::fs::{self, DirBuilder, File, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -26,6 +30,9 @@ pub const FILE_MODE: u32 = 0o600;
 
 /// The mode of a config directory that the writer creates.
 pub const DIR_MODE: u32 = 0o700;
+
+/// The suffix of the lock file next to the credential file, as in `config.json.lock`.
+pub const LOCK_SUFFIX: &str = ".lock";
 
 /// The fields of an `auths` entry that hold a credential; a new login replaces them all.
 const CREDENTIAL_FIELDS: [&str; 5] = [
@@ -61,11 +68,17 @@ impl Serialize for Member {
 
 /// A credential file loaded for editing: Docker's `config.json` or podman's `auth.json`.
 ///
+/// The editor holds an exclusive lock on the file's lock file until it is dropped. Another
+/// editor of the same file, in this process or another, waits in [`ConfigEditor::open`]
+/// until then, so a thread that opens a second editor while it holds the first deadlocks.
+///
 /// `Debug` shows the path and the top-level keys only, because the members contain `auth`
 /// values.
 pub struct ConfigEditor {
     path: PathBuf,
     members: Vec<(String, Member)>,
+    /// The open lock file. Closing it releases the lock.
+    _lock: File,
 }
 
 impl fmt::Debug for ConfigEditor {
@@ -79,10 +92,17 @@ impl fmt::Debug for ConfigEditor {
 }
 
 impl ConfigEditor {
-    /// Loads `path` for editing. A missing or empty file is an empty configuration. A file
-    /// that is not a JSON object is an error, so that it is never overwritten.
+    /// Locks `path` and loads it for editing. A missing or empty file is an empty
+    /// configuration. A file that is not a JSON object is an error, so that it is never
+    /// overwritten.
+    ///
+    /// The lock file is `<file>.lock` (mode 0600) next to the file that a symbolic link at
+    /// `path` points to, because that is the file [`ConfigEditor::save`] replaces. A missing
+    /// directory is created with the mode 0700 to contain it. Blocks while another editor
+    /// of the same file is alive.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
+        let lock = lock_file(&resolve_symlink(&path))?;
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -95,7 +115,11 @@ impl ConfigEditor {
                 serde_json::from_slice(&bytes).map_err(|err| Error::invalid_json(&path, &err))?;
             raw_members(object)
         };
-        Ok(Self { path, members })
+        Ok(Self {
+            path,
+            members,
+            _lock: lock,
+        })
     }
 
     /// Returns the file this editor writes.
@@ -175,8 +199,6 @@ impl ConfigEditor {
         &self,
         rename: impl FnOnce(&Path, &Path) -> io::Result<()>,
     ) -> Result<(), Error> {
-        // TODO: two concurrent writers both succeed, but the last rename wins and the other
-        // entry is lost. Docker has the same race. A lock file would serialize the writers.
         let target = resolve_symlink(&self.path);
         let dir = parent_dir(&target);
         create_private_dir(&target, dir)?;
@@ -394,6 +416,30 @@ fn write_temp_file(
         .sync_all()
         .map_err(write_error(target, "sync the temporary file"))?;
     Ok(temp)
+}
+
+/// Creates or opens `<target>.lock` and takes an exclusive lock on it, waiting for the
+/// holder to release it. The lock file is never removed, because a waiter would then hold
+/// a lock on a file that the next writer no longer finds.
+fn lock_file(target: &Path) -> Result<File, Error> {
+    let dir = parent_dir(target);
+    create_private_dir(target, dir)?;
+    let mut name = target.file_name().unwrap_or_default().to_owned();
+    name.push(LOCK_SUFFIX);
+    let path = dir.join(name);
+    // NOFOLLOW keeps a symbolic link planted at the lock file's name from creating a file
+    // elsewhere.
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(write_error(target, "open the lock file"))?;
+    tracing::debug!(path = %path.display(), "waiting for the credential file lock");
+    fs4::FileExt::lock(&file).map_err(write_error(target, "lock the lock file"))?;
+    Ok(file)
 }
 
 /// Syncs the directory so that the rename itself survives a crash.

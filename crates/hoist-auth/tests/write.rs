@@ -208,16 +208,96 @@ fn failed_rename_keeps_old_file() {
     assert_contains(&err.to_string(), "rename the temporary file");
     assert_contains(&err.to_string(), &path.display().to_string());
     assert_eq!(fs::read_to_string(&path).unwrap(), EXISTING_CONFIG);
-    let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
-    assert_eq!(
-        leftovers.len(),
-        1,
+    let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
         "temporary file left behind: {leftovers:?}"
     );
     let debug = format!("{editor:?}");
     assert_error_has_no_secret("new-secret", &err);
     assert_no_secret("new-secret", "logs and Debug output", &[&logs, &debug]);
     assert_no_secret(&STANDARD.encode("u:new-secret"), "Debug output", &[&debug]);
+}
+
+#[test]
+fn concurrent_logins_all_kept() {
+    let (_dir, path) = temp_config();
+    let registries: Vec<String> = (0..16).map(|n| format!("r{n}.example:5000")).collect();
+
+    std::thread::scope(|scope| {
+        for registry in &registries {
+            let path = &path;
+            scope.spawn(move || login(path, registry, "u", registry));
+        }
+    });
+
+    let auths = read_json(&path)["auths"].clone();
+    for registry in &registries {
+        assert_eq!(
+            auths[registry]["auth"],
+            STANDARD.encode(format!("u:{registry}")),
+            "entry for {registry} lost: {auths}"
+        );
+    }
+}
+
+#[test]
+fn open_editor_blocks_second_writer() {
+    let (_dir, path) = temp_config();
+    let mut first = ConfigEditor::open(&path).unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+
+    std::thread::scope(|scope| {
+        let second_path = &path;
+        scope.spawn(move || {
+            let editor = ConfigEditor::open(second_path).unwrap();
+            sender.send(()).unwrap();
+            drop(editor);
+        });
+        let waited = receiver.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(
+            waited.is_err(),
+            "second editor opened while the first held the lock"
+        );
+
+        first
+            .set_basic_auth("a.example", "u", &Secret::new("p"))
+            .unwrap();
+        first.save().unwrap();
+        drop(first);
+        receiver
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+    });
+}
+
+#[test]
+fn lock_file_created_private() {
+    let (_dir, path) = temp_config();
+
+    login(&path, "a.example", "u", "p");
+
+    let lock = path.with_file_name(format!("config.json{}", hoist_auth::LOCK_SUFFIX));
+    assert!(lock.is_file(), "no lock file at {}", lock.display());
+    assert_eq!(mode(&lock), 0o600);
+}
+
+#[test]
+fn lock_file_beside_symlink_target() {
+    let (dir, path) = temp_config();
+    let target = dir.path().join("secret-mount").join("config.json");
+    write_existing(&target, "{}");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    symlink(&target, &path).unwrap();
+
+    login(&path, "a.example", "u", "p");
+
+    assert!(target.with_file_name("config.json.lock").is_file());
+    assert!(!path.with_file_name("config.json.lock").exists());
 }
 
 #[test]
