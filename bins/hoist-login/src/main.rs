@@ -15,7 +15,8 @@ use hoist_auth::{
 /// Writes registry credentials into a Docker config.json without clobbering it.
 ///
 /// The entry is merged into the existing file, every other key is kept, and the file is
-/// replaced atomically with the mode 0600. The credentials are not checked against the
+/// replaced atomically with the mode 0600. Concurrent runs take turns through a lock on
+/// config.json.lock, so each keeps its entry. The credentials are not checked against the
 /// registry.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]

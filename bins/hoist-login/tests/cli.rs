@@ -140,6 +140,39 @@ fn new_config_dir_created_private() {
 }
 
 #[test]
+fn concurrent_runs_keep_every_registry() {
+    let fixture = Fixture::new();
+    let registries: Vec<String> = (0..16).map(|n| format!("r{n}.example:5000")).collect();
+
+    let children: Vec<_> = registries
+        .iter()
+        .map(|registry| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin!("hoist-login"))
+                .env_clear()
+                .env("HOME", fixture.dir.path().join("home"))
+                .env("DOCKER_CONFIG", fixture.config_dir())
+                .env("PASS", format!("pw-{registry}"))
+                .args([registry, "-u", "ci", "--password-env", "PASS"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+
+    let config = fixture.read_config();
+    for registry in &registries {
+        assert_eq!(
+            config["auths"][registry]["auth"],
+            STANDARD.encode(format!("ci:pw-{registry}")),
+            "entry for {registry} lost: {config}"
+        );
+    }
+}
+
+#[test]
 fn hard_secrets_round_trip() {
     let secrets = [
         "pa:ss:word".to_owned(),
