@@ -1,12 +1,14 @@
 //! The `hoist-warmer` command: pulls base images into the content-addressed cache that
 //! the executor reads, so builds start without a registry round trip per layer.
 
+mod dockerfile;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{ArgGroup, Parser};
 use hoist_auth::{Environment, Keychain};
 use hoist_image::Platform;
 use hoist_registry::cli::TransportArgs;
@@ -18,10 +20,19 @@ use hoist_registry::{
 /// Command-line arguments.
 #[derive(Debug, Parser)]
 #[command(version, about)]
+#[command(group(ArgGroup::new("source").args(["images", "dockerfile"]).required(true).multiple(true)))]
 struct Args {
     /// An image to pull into the cache; repeatable.
-    #[arg(long = "image", short = 'i', value_name = "REF", required = true)]
+    #[arg(long = "image", short = 'i', value_name = "REF")]
     images: Vec<String>,
+    /// A Dockerfile whose `FROM` images are pulled into the cache, after expansion with its
+    /// global ARGs and `--build-arg`. `scratch` and stage names are skipped.
+    #[arg(long, value_name = "FILE")]
+    dockerfile: Option<PathBuf>,
+    /// A build arg for expanding the Dockerfile's `FROM` lines: `KEY=VALUE`, or `KEY` to
+    /// take the value from the environment. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE", requires = "dockerfile")]
+    build_arg: Vec<String>,
     /// The cache directory, an OCI image layout: blobs go to `DIR/blobs/sha256/<hex>` and
     /// each image's reference and platform to `DIR/index.json`.
     #[arg(long, value_name = "DIR")]
@@ -101,15 +112,36 @@ fn registry_mirrors(args: &Args) -> BTreeMap<String, Vec<String>> {
     mirrors
 }
 
-// TODO: `--dockerfile FILE --build-arg K=V` (images from the FROM lines) needs
-// hoist-dockerfile's parser wired in; only `--image` is supported so far.
+/// Returns the `--image` references, then the Dockerfile's base images that are not among
+/// them, each once.
+fn image_references(args: &Args, platform: &Platform) -> anyhow::Result<Vec<ImageReference>> {
+    let mut references = Vec::new();
+    for text in &args.images {
+        let reference: ImageReference = text
+            .parse()
+            .with_context(|| format!("invalid --image {text:?}"))?;
+        if !references.contains(&reference) {
+            references.push(reference);
+        }
+    }
+    if let Some(path) = &args.dockerfile {
+        let build_args = dockerfile::parse_build_args(&args.build_arg)?;
+        for reference in dockerfile::base_images(path, &build_args, platform)? {
+            if !references.contains(&reference) {
+                references.push(reference);
+            }
+        }
+    }
+    Ok(references)
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
-    let references = args
-        .images
-        .iter()
-        .map(|text| text.parse::<ImageReference>())
-        .collect::<Result<Vec<_>, _>>()?;
     let platform = args.custom_platform.clone().unwrap_or_else(host_platform);
+    let references = image_references(args, &platform)?;
+    if references.is_empty() {
+        tracing::warn!("no image to warm: the Dockerfile names only scratch and stages");
+        return Ok(());
+    }
     let cache = BlobCache::open(&args.cache_dir)?;
     let options = ClientOptions {
         transport: args.transport.options(),

@@ -80,3 +80,110 @@ fn invalid_registry_map_is_rejected() {
         .failure()
         .stderr(predicates::str::contains("REGISTRY=MIRROR"));
 }
+
+/// Writes `text` as `Dockerfile` in `dir` and returns its path.
+fn write_dockerfile(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("Dockerfile");
+    std::fs::write(&path, text).expect("write the Dockerfile");
+    path
+}
+
+#[test]
+fn warmer_pulls_dockerfile_from_images() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let manifest = pushed.iter().find(|image| image.tag == "latest").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let dockerfile = write_dockerfile(
+        home.path(),
+        "ARG REGISTRY\nARG TAG=unset\n\
+         FROM ${REGISTRY}/base/busybox:${TAG} AS build\n\
+         RUN true\n\
+         FROM build AS again\n\
+         FROM scratch\n\
+         COPY --from=build /bin/busybox /busybox\n",
+    );
+
+    cargo_bin_cmd!("hoist-warmer")
+        .arg("--dockerfile")
+        .arg(&dockerfile)
+        .args(["--build-arg", &format!("REGISTRY={}", registry.host())])
+        .args(["--build-arg", "TAG=latest"])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", home.path())
+        .assert()
+        .success()
+        .stdout(format!("{} {}\n", manifest.reference, manifest.digest));
+
+    let cache_index = std::fs::read_to_string(cache.join("index.json")).unwrap();
+    assert!(cache_index.contains(&manifest.reference), "{cache_index}");
+    assert!(cache_index.contains(&manifest.digest), "{cache_index}");
+}
+
+#[test]
+fn warmer_combines_image_and_dockerfile() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let index = pushed.iter().find(|image| image.tag == "index").unwrap();
+    let manifest = pushed.iter().find(|image| image.tag == "latest").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let dockerfile = write_dockerfile(
+        home.path(),
+        &format!("FROM {0}\nFROM {1}\n", manifest.reference, index.reference),
+    );
+
+    cargo_bin_cmd!("hoist-warmer")
+        .args(["--image", &index.reference])
+        .arg("--dockerfile")
+        .arg(&dockerfile)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", home.path())
+        .assert()
+        .success()
+        .stdout(format!(
+            "{0} {2}\n{1} {2}\n",
+            index.reference, manifest.reference, manifest.digest
+        ));
+
+    let cache_index = std::fs::read_to_string(cache.join("index.json")).unwrap();
+    assert!(cache_index.contains(&index.reference), "{cache_index}");
+    assert!(cache_index.contains(&manifest.reference), "{cache_index}");
+}
+
+#[test]
+fn invalid_from_names_file_and_line() {
+    let home = tempfile::tempdir().unwrap();
+    let dockerfile = write_dockerfile(
+        home.path(),
+        "ARG NAME=Upper\nFROM scratch\nFROM r.example/${NAME}\n",
+    );
+
+    cargo_bin_cmd!("hoist-warmer")
+        .arg("--dockerfile")
+        .arg(&dockerfile)
+        .arg("--cache-dir")
+        .arg(home.path().join("cache"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(format!(
+            "{}:3:",
+            dockerfile.display()
+        )))
+        .stderr(predicates::str::contains("\"r.example/Upper\""));
+}
+
+#[test]
+fn image_or_dockerfile_required() {
+    cargo_bin_cmd!("hoist-warmer")
+        .args(["--cache-dir", "/nonexistent"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("--image"))
+        .stderr(predicates::str::contains("--dockerfile"));
+}
