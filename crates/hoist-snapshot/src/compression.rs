@@ -63,7 +63,10 @@ const PARALLEL_GZIP_BLOCK: usize = 128 * 1024;
 pub(crate) enum Encoder<'scope, W: Write + Send + 'scope> {
     None(W),
     Gzip(flate2::write::GzEncoder<W>),
-    ParallelGzip(ParCompress<'scope, Gzip, W>),
+    /// gzp's stream, and whether a write to it failed. After a failed write gzp
+    /// has closed its pipeline, and its `finish` would panic on the closed
+    /// channels, so the error is returned instead.
+    ParallelGzip(ParCompress<'scope, Gzip, W>, bool),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
@@ -86,7 +89,7 @@ impl<'scope, W: Write + Send + 'scope> Encoder<'scope, W> {
                     .buffer_size(PARALLEL_GZIP_BLOCK)
                     .and_then(|b| b.num_threads(threads.get()))
                     .map_err(io::Error::other)?;
-                Encoder::ParallelGzip(builder.from_borrowed_writer(inner, scope))
+                Encoder::ParallelGzip(builder.from_borrowed_writer(inner, scope), false)
             }
             Compression::Zstd { level, workers } => {
                 let mut encoder = zstd::stream::write::Encoder::new(inner, level)?;
@@ -105,7 +108,8 @@ impl<'scope, W: Write + Send + 'scope> Encoder<'scope, W> {
                 Ok(inner)
             }
             Encoder::Gzip(encoder) => encoder.finish(),
-            Encoder::ParallelGzip(mut encoder) => encoder.finish().map_err(io::Error::other),
+            Encoder::ParallelGzip(_, true) => Err(parallel_gzip_failed()),
+            Encoder::ParallelGzip(mut encoder, false) => encoder.finish().map_err(io::Error::other),
             Encoder::Zstd(encoder) => encoder.finish(),
         }
     }
@@ -116,7 +120,8 @@ impl<'scope, W: Write + Send + 'scope> Write for Encoder<'scope, W> {
         match self {
             Encoder::None(w) => w.write(buf),
             Encoder::Gzip(w) => w.write(buf),
-            Encoder::ParallelGzip(w) => w.write(buf),
+            Encoder::ParallelGzip(_, true) => Err(parallel_gzip_failed()),
+            Encoder::ParallelGzip(w, failed) => w.write(buf).inspect_err(|_| *failed = true),
             Encoder::Zstd(w) => w.write(buf),
         }
     }
@@ -125,10 +130,15 @@ impl<'scope, W: Write + Send + 'scope> Write for Encoder<'scope, W> {
         match self {
             Encoder::None(w) => w.flush(),
             Encoder::Gzip(w) => w.flush(),
-            Encoder::ParallelGzip(w) => w.flush(),
+            Encoder::ParallelGzip(_, true) => Err(parallel_gzip_failed()),
+            Encoder::ParallelGzip(w, failed) => w.flush().inspect_err(|_| *failed = true),
             Encoder::Zstd(w) => w.flush(),
         }
     }
+}
+
+fn parallel_gzip_failed() -> io::Error {
+    io::Error::other("the parallel gzip stream failed on an earlier write")
 }
 
 /// The format of a layer stream, detected from its first bytes.
@@ -194,6 +204,57 @@ mod tests {
 
     fn threads(n: usize) -> NonZeroUsize {
         NonZeroUsize::new(n).unwrap()
+    }
+
+    /// A sink that takes `room` bytes, then fails as a full disk does.
+    struct FullDisk {
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let taken = buf.len().min(self.room);
+            self.room -= taken;
+            Ok(taken)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn full_disk_is_an_error_for_every_compression() {
+        let data = sample();
+        let compressions = [
+            Compression::None,
+            Compression::Gzip { level: 1 },
+            Compression::ParallelGzip {
+                level: 1,
+                threads: threads(2),
+            },
+            Compression::Zstd {
+                level: 1,
+                workers: threads(2),
+            },
+        ];
+        for compression in compressions {
+            let result = std::thread::scope(|scope| {
+                let mut encoder = Encoder::new(compression, FullDisk { room: 4096 }, scope)?;
+                // Keep writing after a failure, as a caller that ignores it would.
+                let written = data.chunks(64 * 1024).map(|chunk| encoder.write_all(chunk));
+                let first_error = written.filter_map(Result::err).next();
+                let finished = encoder.finish();
+                match first_error {
+                    Some(error) => Err(error),
+                    None => finished.map(|_| ()),
+                }
+            });
+            assert!(result.is_err(), "{compression:?} reported no error");
+        }
     }
 
     #[test]
