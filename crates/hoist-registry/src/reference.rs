@@ -95,6 +95,18 @@ impl FromStr for ImageReference {
                 reason: error.to_string(),
             }
         })?;
+        // oci-spec reads `UPPER/case` as `docker.io/UPPER/case`; a repository name is
+        // lowercase, so such a name is a mistake, never a Docker Hub repository.
+        if parsed
+            .repository()
+            .chars()
+            .any(|ch| ch.is_ascii_uppercase())
+        {
+            return Err(Error::InvalidReference {
+                reference: text.to_owned(),
+                reason: "repository name must be lowercase".to_owned(),
+            });
+        }
         Ok(Self::new(
             parsed.registry(),
             parsed.repository(),
@@ -178,5 +190,11 @@ mod tests {
     fn uppercase_repository_is_invalid() {
         let error = "example.com/App".parse::<ImageReference>().unwrap_err();
         assert!(error.to_string().contains("example.com/App"), "{error}");
+    }
+
+    #[test]
+    fn uppercase_first_component_is_invalid() {
+        let error = "UPPER/case".parse::<ImageReference>().unwrap_err();
+        assert!(error.to_string().contains("must be lowercase"), "{error}");
     }
 }
