@@ -74,6 +74,7 @@ impl Options {
     /// for bare `--build-arg KEY`.
     pub(crate) fn from_args(args: &Args, env: &KanikoEnvironment) -> anyhow::Result<Self> {
         reject_unsupported(args)?;
+        check_output_paths(args)?;
         let no_push = args.no_push || parse_env_bool("KANIKO_NO_PUSH", env.no_push.as_deref())?;
         let destinations = parse_destinations(&args.destinations)?;
         if destinations.is_empty() && !no_push {
@@ -135,6 +136,42 @@ fn snapshot(args: &Args) -> anyhow::Result<SnapshotSettings> {
         single: args.single_snapshot,
         ..SnapshotSettings::default()
     })
+}
+
+/// Checks that each output file can be created where it is asked for, so that a typo
+/// fails before the build and the push instead of after them.
+fn check_output_paths(args: &Args) -> anyhow::Result<()> {
+    let outputs = [
+        ("--tar-path", &args.tar_path),
+        ("--oci-layout-path", &args.oci_layout_path),
+        ("--digest-file", &args.digest_file),
+        (
+            "--image-name-with-digest-file",
+            &args.image_name_with_digest_file,
+        ),
+        (
+            "--image-name-tag-with-digest-file",
+            &args.image_name_tag_with_digest_file,
+        ),
+    ];
+    for (flag, path) in outputs {
+        let Some(path) = path else { continue };
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if !parent.is_dir() {
+            bail!(
+                "{flag} {}: the directory {} does not exist",
+                path.display(),
+                parent.display()
+            );
+        }
+        if flag != "--oci-layout-path" && path.is_dir() {
+            bail!("{flag} {}: is a directory, expected a file", path.display());
+        }
+    }
+    Ok(())
 }
 
 fn parse_env_bool(name: &str, value: Option<&str>) -> anyhow::Result<bool> {

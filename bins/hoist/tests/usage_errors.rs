@@ -214,3 +214,20 @@ fn json_log_reports_error_as_json() {
             .contains("/nonexistent/ctx")
     );
 }
+
+#[test]
+fn uppercase_destination_is_rejected_offline() {
+    // Read as a Docker Hub name, this would send the push check to the internet.
+    let stderr = usage_error(&["--destination", "UPPER/case"]);
+    assert!(stderr.contains("must be lowercase"), "{stderr}");
+}
+
+#[test]
+fn digest_file_in_missing_directory_is_rejected_before_building() {
+    let stderr = usage_error(&[
+        "--no-push",
+        "--digest-file",
+        "/var/tmp/hoist-no-such-directory/digest",
+    ]);
+    assert!(stderr.contains("--digest-file"), "{stderr}");
+}
