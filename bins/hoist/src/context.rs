@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use hoist_build::cleanup::WorkDirGuard;
 use hoist_snapshot::{ApplyOptions, apply_layer};
 
 /// The origin of a context, chosen by the scheme of `--context`.
@@ -45,7 +46,8 @@ impl ContextSource {
 pub(crate) struct PreparedContext {
     /// The directory that COPY reads from, `--context-sub-path` applied.
     pub(crate) dir: PathBuf,
-    _extracted: Option<tempfile::TempDir>,
+    /// The extracted tarball, registered for removal on SIGINT and SIGTERM.
+    _extracted: Option<(tempfile::TempDir, WorkDirGuard)>,
 }
 
 /// Turns `source` into a directory: a tarball is extracted under `work_parent`, and
@@ -61,11 +63,11 @@ pub(crate) fn prepare(
             let file = File::open(path)
                 .with_context(|| format!("cannot read the context tarball {}", path.display()))?;
             let dir = extract(file, &path.display().to_string(), work_parent)?;
-            (dir.path().to_path_buf(), Some(dir))
+            (dir.0.path().to_path_buf(), Some(dir))
         }
         ContextSource::Stdin => {
             let dir = extract(std::io::stdin().lock(), "standard input", work_parent)?;
-            (dir.path().to_path_buf(), Some(dir))
+            (dir.0.path().to_path_buf(), Some(dir))
         }
     };
     let dir = match sub_path {
@@ -93,17 +95,18 @@ fn extract(
     reader: impl Read,
     origin: &str,
     work_parent: &Path,
-) -> anyhow::Result<tempfile::TempDir> {
+) -> anyhow::Result<(tempfile::TempDir, WorkDirGuard)> {
     let dir = tempfile::Builder::new()
         .prefix("hoist-context-")
         .tempdir_in(work_parent)
         .with_context(|| format!("cannot create a directory in {}", work_parent.display()))?;
+    let guard = WorkDirGuard::register(dir.path());
     // NOTE: the extractor applies layer semantics, so an entry named `.wh.NAME` in a
     // context tarball deletes NAME instead of being extracted.
     let options = ApplyOptions { privileged: false };
     apply_layer(reader, dir.path(), &options)
         .with_context(|| format!("cannot extract the context tarball from {origin}"))?;
-    Ok(dir)
+    Ok((dir, guard))
 }
 
 /// Joins `sub_path` to `root` and checks that the result is a directory inside `root`.

@@ -61,14 +61,17 @@ pub fn signal_exit_status() -> Option<i32> {
 }
 
 /// Registers a work directory for removal on cancellation while the guard
-/// lives.
+/// lives. Builds register their own; a caller registers any other temporary
+/// directory that a signal must not leave behind, such as an extracted
+/// context.
 #[derive(Debug)]
-pub(crate) struct WorkDirGuard {
+pub struct WorkDirGuard {
     path: PathBuf,
 }
 
 impl WorkDirGuard {
-    pub(crate) fn register(path: &Path) -> Self {
+    /// Registers `path`; dropping the guard unregisters it but removes nothing.
+    pub fn register(path: &Path) -> Self {
         registry().work_dirs.push(path.to_path_buf());
         Self {
             path: path.to_path_buf(),

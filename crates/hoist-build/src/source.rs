@@ -21,6 +21,7 @@ use std::time::Duration;
 use hoist_image::{Image, Platform};
 use hoist_registry::{BlobCache, Client, ClientOptions, Credentials, ImageReference};
 
+use crate::cleanup::WorkDirGuard;
 use crate::stage::BaseImageSource;
 
 /// A failure to set up a [`RegistrySource`] or to resolve a base image through it.
@@ -91,6 +92,7 @@ pub struct RegistrySource {
     cache: Option<BlobCache>,
     pulls: BlobCache,
     pull_dir: tempfile::TempDir,
+    _pull_dir_guard: WorkDirGuard,
     runtime: tokio::runtime::Runtime,
     download_retries: u32,
     retry_backoff: Duration,
@@ -109,6 +111,7 @@ impl RegistrySource {
             .prefix("hoist-pull-")
             .tempdir_in(&options.work_parent)
             .map_err(setup_error(&options.work_parent))?;
+        let pull_dir_guard = WorkDirGuard::register(pull_dir.path());
         let pulls = BlobCache::open(pull_dir.path()).map_err(|source| SourceError::Setup {
             path: pull_dir.path().to_path_buf(),
             source: std::io::Error::other(source.to_string()),
@@ -124,6 +127,7 @@ impl RegistrySource {
             cache,
             pulls,
             pull_dir,
+            _pull_dir_guard: pull_dir_guard,
             runtime,
             download_retries: options.download_retries,
             retry_backoff: options.retry_backoff,
