@@ -231,3 +231,9 @@ fn digest_file_in_missing_directory_is_rejected_before_building() {
     ]);
     assert!(stderr.contains("--digest-file"), "{stderr}");
 }
+
+#[test]
+fn destination_port_out_of_range_is_rejected() {
+    let stderr = usage_error(&["--destination", "host:99999/x:1"]);
+    assert!(stderr.contains("invalid registry port"), "{stderr}");
+}

@@ -107,6 +107,15 @@ impl FromStr for ImageReference {
                 reason: "repository name must be lowercase".to_owned(),
             });
         }
+        if let Some((_, port)) = parsed.registry().rsplit_once(':')
+            && !port.contains(']')
+            && port.parse::<u16>().map_or(true, |port| port == 0)
+        {
+            return Err(Error::InvalidReference {
+                reference: text.to_owned(),
+                reason: format!("invalid registry port {port:?}: expected 1 to 65535"),
+            });
+        }
         Ok(Self::new(
             parsed.registry(),
             parsed.repository(),
@@ -190,6 +199,18 @@ mod tests {
     fn uppercase_repository_is_invalid() {
         let error = "example.com/App".parse::<ImageReference>().unwrap_err();
         assert!(error.to_string().contains("example.com/App"), "{error}");
+    }
+
+    #[test]
+    fn registry_port_out_of_range_is_invalid() {
+        for text in ["host:99999/x", "host:0/x"] {
+            let error = text.parse::<ImageReference>().unwrap_err();
+            assert!(
+                error.to_string().contains("invalid registry port"),
+                "{error}"
+            );
+        }
+        assert_eq!(parse("host:65535/x").registry(), "host:65535");
     }
 
     #[test]
