@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         }
         Err(Failure::Run(error)) => {
             report(&log, &error);
-            // A build cut short by SIGINT or SIGTERM exits as the signal asks.
+            // A build cut short by SIGINT or SIGTERM exits with 128 + the signal number.
             match hoist_build::cleanup::signal_exit_status().and_then(|s| u8::try_from(s).ok()) {
                 Some(status) => ExitCode::from(status),
                 None => ExitCode::FAILURE,
@@ -216,9 +216,9 @@ fn plan<'a>(
     }
     if !options.skip_unused_stages {
         // Without --skip-unused-stages, Kaniko builds every stage up to the target.
-        // NOTE: the bases of stages the target does not need were not pulled while
-        // planning, so their ENV is not seen by expansion; nothing of those stages
-        // reaches the image.
+        // NOTE: planning pulls only the bases that the target needs, so the other
+        // stages are expanded without their base image's ENV. Nothing of them reaches
+        // the image.
         planned.plan.needed = (0..=planned.plan.target).collect();
     }
     Ok(planned)

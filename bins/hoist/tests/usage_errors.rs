@@ -223,7 +223,7 @@ fn uppercase_destination_is_rejected_offline() {
 }
 
 #[test]
-fn digest_file_in_missing_directory_is_rejected_before_building() {
+fn digest_file_in_missing_directory() {
     let stderr = usage_error(&[
         "--no-push",
         "--digest-file",
