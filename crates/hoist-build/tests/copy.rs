@@ -2,63 +2,27 @@
 //! the stage root, and the errors of sources that are missing, outside the
 //! context or not supported.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use hoist_build::sandbox::Sandbox;
-use hoist_build::stage::{BuildError, BuildOutput, BuildSettings, LayoutSource, build};
-use hoist_dockerfile::instructions::instructions;
-use hoist_dockerfile::parser::parse;
-use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform, resolve};
-use hoist_image::Platform;
-use hoist_testkit::{BaseImage, base_image, sha256_digest};
+use hoist_build::stage::BuildOutput;
+use hoist_testkit::sha256_digest;
 
 mod common;
+mod support;
 
 use common::{FileServer, LAST_MODIFIED_SECONDS, compressed_tar};
 
-fn plan_platform() -> PlanPlatform {
-    PlanPlatform {
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        variant: String::new(),
-    }
-}
-
 /// Builds `dockerfile` with `context`; `busybox` names the testkit's
 /// busybox image in `FROM` and in `COPY --from`.
-fn build_in(dockerfile: &str, work: &Path, context: &Path) -> Result<BuildOutput, BuildError> {
-    let parsed = parse(dockerfile, "Dockerfile").expect("parse");
-    let typed = instructions(&parsed).expect("typed instructions");
-    let options = BuildOptions {
-        build_args: BTreeMap::new(),
-        target: None,
-        target_platform: plan_platform(),
-        build_platform: plan_platform(),
-    };
-    let plan = resolve("Dockerfile", parsed.escape, &typed, &options).expect("resolve stages");
-    let busybox = base_image(BaseImage::Busybox).expect("busybox base image");
-    let mut source = LayoutSource::default();
-    source.insert(
-        "busybox",
-        busybox.layout,
-        Some(BaseImage::Busybox.manifest_tag()),
-    );
-    let settings = BuildSettings {
-        file: "Dockerfile".into(),
-        work_parent: work.to_path_buf(),
-        platform: Platform::linux_amd64(),
-        build_args: BTreeMap::new(),
-        compression: hoist_snapshot::Compression::Gzip { level: 6 },
-        context: Some(context.to_path_buf()),
-        snapshot: Default::default(),
-        run_mounts: Default::default(),
-        layer_mtime_epoch: None,
-    };
-    let sandbox = Sandbox::new(PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox")));
-    build(&plan, &settings, &sandbox, &source)
+fn build_in(
+    dockerfile: &str,
+    work: &Path,
+    context: &Path,
+) -> Result<BuildOutput, Box<dyn std::error::Error>> {
+    let settings = support::settings(work, Some(context));
+    support::build_with(dockerfile, &settings, &support::source(&[]))
 }
 
 /// A work directory with an empty `context/` in it.
@@ -87,7 +51,7 @@ impl Work {
         path
     }
 
-    fn build(&self, dockerfile: &str) -> Result<BuildOutput, BuildError> {
+    fn build(&self, dockerfile: &str) -> Result<BuildOutput, Box<dyn std::error::Error>> {
         build_in(dockerfile, &self.dir.path().join("builds"), &self.context())
     }
 
