@@ -310,7 +310,7 @@ fn chained_stages_share_variables() {
     let elapsed = started.elapsed();
 
     let last = &plan.stages[count - 1];
-    // Each stage's ENV holds the default PATH as well.
+    // Each stage's ENV contains the default PATH as well.
     assert_eq!(last.env.len(), count + 1);
     assert_eq!(last.args.len(), count);
     assert_eq!(value_of(&last.env, "E9999").as_deref(), Some("0"));

@@ -11,7 +11,7 @@
 //! A stage built `FROM` an image starts with the image's ENV, and the
 //! image's `ONBUILD` triggers run first in the stage. This crate does no
 //! I/O, so the caller reads those from the pulled images and passes them to
-//! [`resolve_with_bases`]. A first [`resolve`] tells it which images the
+//! [`resolve_with_bases`]. A first [`resolve`] lists the images that the
 //! target needs. A stage built `FROM` another stage runs that stage's
 //! `ONBUILD` triggers too, as BuildKit does since v0.17.1.
 //!
@@ -92,7 +92,8 @@ pub struct BuildOptions {
     pub build_platform: Platform,
 }
 
-/// What resolution needs from a base image's config.
+/// The parts of a base image's config that resolution reads: its ENV and
+/// its `ONBUILD` triggers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BaseImage {
     /// The image's `Env`, as names and values in order.
