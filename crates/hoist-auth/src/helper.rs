@@ -244,7 +244,7 @@ fn helper_message(output: &HelperOutput) -> String {
         .unwrap_or_else(|| "no error message".to_owned())
 }
 
-fn parse_response(program: &str, stdout: &[u8]) -> Result<Credential, HelperError> {
+pub(crate) fn parse_response(program: &str, stdout: &[u8]) -> Result<Credential, HelperError> {
     let response: HelperResponse =
         serde_json::from_slice(stdout).map_err(|err| HelperError::InvalidOutput {
             program: program.to_owned(),

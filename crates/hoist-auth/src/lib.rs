@@ -38,6 +38,9 @@ mod locate;
 mod registry;
 mod write;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use credential::{Credential, Secret};
 pub use error::Error;
 pub use helper::HelperError;

@@ -20,7 +20,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::config::OrderedMap;
+use crate::config::{ConfigFile, OrderedMap};
 use crate::credential::Secret;
 use crate::error::Error;
 use crate::registry::{config_key, find_key, same_registry};
@@ -93,8 +93,10 @@ impl fmt::Debug for ConfigEditor {
 
 impl ConfigEditor {
     /// Locks `path` and loads it for editing. A missing or empty file is an empty
-    /// configuration. A file that is not a JSON object is an error, so that it is never
-    /// overwritten.
+    /// configuration. A file that is not a JSON object, or that the [`Keychain`] cannot
+    /// read, is an error, so that it is never overwritten.
+    ///
+    /// [`Keychain`]: crate::Keychain
     ///
     /// The lock file is `<file>.lock` (mode 0600) next to the file that a symbolic link at
     /// `path` points to, because that is the file [`ConfigEditor::save`] replaces. A missing
@@ -115,6 +117,9 @@ impl ConfigEditor {
                 serde_json::from_slice(&bytes).map_err(|err| Error::invalid_json(&path, &err))?;
             raw_members(object)
         };
+        // The keychain must be able to read what a login writes, so a file whose known
+        // members have the wrong shape is rejected here as the keychain rejects it.
+        ConfigFile::parse(&path, &bytes)?;
         Ok(Self {
             path,
             members,

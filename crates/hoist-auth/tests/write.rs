@@ -364,17 +364,17 @@ fn invalid_json_is_never_overwritten() {
 }
 
 #[test]
-fn auths_not_an_object_rejected() {
+fn wrongly_typed_members_rejected_on_open() {
     let (_dir, path) = temp_config();
-    write_existing(&path, r#"{"auths": ["r.example"]}"#);
+    for text in [r#"{"auths": ["r.example"]}"#, r#"{"credHelpers": "pass"}"#] {
+        write_existing(&path, text);
 
-    let mut editor = ConfigEditor::open(&path).unwrap();
-    let err = editor
-        .set_basic_auth("r.example", "u", &Secret::new("p"))
-        .unwrap_err();
+        let err = ConfigEditor::open(&path).unwrap_err();
 
-    assert!(matches!(err, Error::NotAnObject { .. }), "{err:?}");
-    assert_contains(&err.to_string(), "`auths`");
+        assert!(matches!(err, Error::InvalidJson { .. }), "{text}: {err:?}");
+        assert_contains(&err.to_string(), &path.display().to_string());
+        assert_eq!(fs::read_to_string(&path).unwrap(), text);
+    }
 }
 
 #[test]

@@ -41,6 +41,9 @@ mod platform;
 mod source;
 mod verify;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use archive::{read_docker_archive, write_docker_archive};
 pub use config::{Healthcheck, History, ImageConfig, RootFs, RuntimeConfig};
 pub use digest::{DigestingReader, digest_bytes, digest_reader, sha256_hex};
