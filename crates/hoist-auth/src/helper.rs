@@ -8,6 +8,7 @@
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,13 +23,16 @@ const NOT_FOUND_MESSAGE: &str = "credentials not found in native keychain";
 const TOKEN_USERNAME: &str = "<token>";
 
 /// The maximum output read from a helper; a credential is a few kilobytes at most.
-const MAX_OUTPUT_BYTES: u64 = 1 << 20;
+const MAX_OUTPUT_BYTES: usize = 1 << 20;
 
 /// The maximum length of the helper's own message kept in an error.
 const MAX_MESSAGE_CHARS: usize = 200;
 
 /// How often a running helper is polled for its exit.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Time to wait for the end of the helper's output after it exited.
+const PIPE_GRACE: Duration = Duration::from_secs(1);
 
 /// A failure of a credential helper. It never contains the helper's standard output when
 /// the helper succeeded, because that output contains the secret.
@@ -171,8 +175,8 @@ fn run(
         }
     })?;
 
-    let stdout = spawn_reader(child.stdout.take());
-    let stderr = spawn_reader(child.stderr.take());
+    let stdout = PipeReader::spawn(child.stdout.take());
+    let stderr = PipeReader::spawn(child.stderr.take());
     send_server(&mut child, server).map_err(io_error)?;
     let status = wait_with_timeout(&mut child, timeout)
         .map_err(io_error)?
@@ -183,8 +187,8 @@ fn run(
 
     Ok(HelperOutput {
         status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stdout: stdout.finish(PIPE_GRACE),
+        stderr: stderr.finish(PIPE_GRACE),
     })
 }
 
@@ -200,17 +204,63 @@ fn send_server(child: &mut Child, server: &str) -> io::Result<()> {
     }
 }
 
-/// Reads a pipe to its end (up to [`MAX_OUTPUT_BYTES`]) on its own thread, so that a helper
-/// that fills one pipe cannot block on it while the other is read.
-fn spawn_reader(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(pipe) = pipe {
-            // A read error leaves what was read so far, which the caller then parses.
-            let _ = pipe.take(MAX_OUTPUT_BYTES).read_to_end(&mut bytes);
+/// Output of one pipe, read on its own thread so that a helper that fills one pipe cannot
+/// block on it while the other is read.
+struct PipeReader {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    finished: mpsc::Receiver<()>,
+}
+
+impl PipeReader {
+    /// Starts reading `pipe` to its end, keeping at most [`MAX_OUTPUT_BYTES`].
+    fn spawn(pipe: Option<impl Read + Send + 'static>) -> Self {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let (done, finished) = mpsc::channel();
+        let buffer = Arc::clone(&bytes);
+        thread::spawn(move || {
+            if let Some(pipe) = pipe {
+                read_into(pipe, &buffer);
+            }
+            let _ = done.send(());
+        });
+        Self { bytes, finished }
+    }
+
+    /// Returns what was read once the pipe ends, or after `grace` at the latest. A process
+    /// that the helper left running in the background can keep the pipe open after the
+    /// helper exited, so the end of the pipe may never come.
+    fn finish(self, grace: Duration) -> Vec<u8> {
+        if self.finished.recv_timeout(grace).is_err() {
+            tracing::debug!("a credential helper's output pipe stayed open after it exited");
         }
-        bytes
-    })
+        std::mem::take(&mut *lock(&self.bytes))
+    }
+}
+
+/// Appends what `pipe` yields to `buffer` until the pipe ends or the buffer is full. A read
+/// error keeps what was read so far, which the caller then parses.
+fn read_into(mut pipe: impl Read, buffer: &Mutex<Vec<u8>>) {
+    let mut chunk = [0u8; 8192];
+    loop {
+        let count = match pipe.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(count) => count,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        let mut bytes = lock(buffer);
+        let room = MAX_OUTPUT_BYTES.saturating_sub(bytes.len());
+        bytes.extend_from_slice(&chunk[..count.min(room)]);
+        if bytes.len() >= MAX_OUTPUT_BYTES {
+            return;
+        }
+    }
+}
+
+fn lock(buffer: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    buffer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Waits for the child to exit, killing it after `timeout`. Returns `None` on timeout.

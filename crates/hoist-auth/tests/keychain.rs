@@ -304,6 +304,28 @@ fn hanging_helper_times_out() {
 }
 
 #[test]
+fn helper_background_process_does_not_block() {
+    let fixture = Fixture::new();
+    // The background `sleep` inherits the helper's output pipes and keeps them open.
+    fixture.helper(
+        "daemon",
+        r#"sleep 30 &
+printf '{"ServerURL":"%s","Username":"u","Secret":"pw"}' "$server""#,
+    );
+    fixture.write_config(r#"{"credsStore": "daemon"}"#);
+    let started = std::time::Instant::now();
+
+    let credential = fixture.keychain().credential("r.example").unwrap();
+
+    assert_eq!(credential, Some(Credential::basic("u", "pw")));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the lookup took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn helper_secret_never_logged() {
     let secret = "helper-secret-\"quoted\"-8812";
     let fixture = Fixture::new();
