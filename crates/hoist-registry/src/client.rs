@@ -9,6 +9,7 @@ use hoist_auth::{Credential, Keychain};
 use crate::api::{Counters, RegistryApi};
 use crate::auth::Authenticator;
 use crate::error::{Error, Result};
+use crate::oci::OciTransport;
 use crate::progress::Progress;
 use crate::reference::api_host;
 use crate::retry::RetryPolicy;
@@ -159,10 +160,12 @@ impl Client {
             );
             scheme = "http";
         }
+        let oci = OciTransport::build(transport, registry, scheme)?;
         let api = Arc::new(RegistryApi {
             registry: registry.to_owned(),
             base_url: format!("{scheme}://{host}"),
             http,
+            oci,
             auth: Authenticator::new(registry, self.credentials.lookup(registry)?),
             retry: self.options.retry.clone(),
             counters: Arc::clone(&self.counters),

@@ -50,6 +50,19 @@ pub enum Error {
         /// The start of the response body, which registries fill with an error code.
         body: String,
     },
+    /// The registry answered in a way the distribution protocol does not allow, or the
+    /// answer could not be read.
+    #[error("{method} {url} on registry {registry} failed: {reason}")]
+    Protocol {
+        /// The registry host.
+        registry: String,
+        /// The HTTP method.
+        method: String,
+        /// The URL.
+        url: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
     /// The registry or its token server rejected the credentials.
     #[error(
         "registry {registry} denied access to {scope} (HTTP {status}); check the credentials for it"
