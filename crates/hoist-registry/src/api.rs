@@ -399,8 +399,8 @@ async fn read_error_body(response: Response) -> String {
     String::from_utf8_lossy(&bytes[..end]).trim().to_owned()
 }
 
-/// Returns at most the first [`MAX_ERROR_BODY`] bytes of a registry's answer, cut at a
-/// character boundary, for an error message.
+/// Returns at most the first [`MAX_ERROR_BODY`] bytes of a registry's response body, cut
+/// at a character boundary, for an error message.
 pub(crate) fn truncate_body(text: &str) -> String {
     let mut end = text.len().min(MAX_ERROR_BODY);
     while !text.is_char_boundary(end) {

@@ -99,7 +99,7 @@ pub(crate) fn repository_scope(repository: &str, actions: &str) -> String {
     format!("repository:{repository}:{actions}")
 }
 
-/// What a request carries to authenticate: a Bearer token or a Basic user and password.
+/// The credential a request carries: a Bearer token or a Basic user and password.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Authorization {
     /// A token from the token server or a fixed registry token.

@@ -324,8 +324,8 @@ async fn blob_exists(api: &RegistryApi, target: &PushTarget, digest: &str) -> Re
     Ok(response.status() == StatusCode::OK)
 }
 
-/// Mounts the blob when it has a source repository, else or when the registry declines,
-/// uploads it.
+/// Mounts the blob from its source repository when it has one, and uploads it otherwise
+/// or when the registry declines the mount.
 async fn mount_or_upload(
     api: &RegistryApi,
     target: &PushTarget,
@@ -362,7 +362,7 @@ async fn mount_or_upload(
 
 /// Opens an upload session, with a mount request when `mount_from` names a repository.
 /// Returns `None` when the registry mounted the blob (201), else the session's URL (202,
-/// also the spec's answer when it declines a mount).
+/// also the spec's status when the registry declines a mount).
 async fn start_upload(
     api: &RegistryApi,
     target: &PushTarget,
@@ -452,7 +452,7 @@ async fn upload_chunked(
 }
 
 /// Puts the manifest under `tag` (a tag or the digest) and checks the digest the registry
-/// stored, when its answer names one.
+/// stored, when its response names one.
 async fn put_manifest(
     api: &RegistryApi,
     target: &PushTarget,

@@ -70,8 +70,8 @@ pub fn count_requests(registry: &Registry, method: &str, path_part: &str) -> usi
         .count()
 }
 
-/// Counts the requests like [`count_requests`] whose `User-Agent` starts with `agent`,
-/// which tells `oci-client`'s requests (`hoist/<version>`) from hoist's own (none).
+/// Counts the requests like [`count_requests`] whose `User-Agent` starts with `agent`.
+/// `oci-client` sends `hoist/<version>` for hoist, and hoist's own requests send none.
 pub fn count_requests_from(
     registry: &Registry,
     method: &str,
