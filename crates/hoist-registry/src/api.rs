@@ -394,9 +394,30 @@ pub(crate) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Opti
 }
 
 async fn read_error_body(response: Response) -> String {
-    let bytes = response.bytes().await.unwrap_or_default();
-    let end = bytes.len().min(MAX_ERROR_BODY);
-    String::from_utf8_lossy(&bytes[..end]).trim().to_owned()
+    let bytes = read_body_prefix(response, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).trim().to_owned()
+}
+
+/// Reads at most `limit` bytes of a response body and leaves the rest unread, so that a
+/// huge body cannot exhaust memory.
+pub(crate) async fn read_body_prefix(
+    response: Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = limit - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Returns at most the first [`MAX_ERROR_BODY`] bytes of a registry's response body, cut
@@ -430,4 +451,41 @@ pub(crate) async fn read_stream_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn body_prefix_stops_at_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 1048576\r\n\r\n";
+            let chunk = vec![b'x'; 64 * 1024];
+            let _ = socket.write_all(head.as_bytes()).await;
+            for _ in 0..16 {
+                if socket.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let response = client
+            .get(format!("http://{address}/"))
+            .send()
+            .await
+            .unwrap();
+        let body = read_body_prefix(response, 100).await.unwrap();
+
+        assert_eq!(body.len(), 100);
+        server.abort();
+    }
 }

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use hoist_auth::Credential;
 use serde::Deserialize;
 
+use crate::api::read_body_prefix;
 use crate::error::{Error, Result};
 
 /// The client id sent with refresh-token exchanges, which token servers log.
@@ -322,8 +323,7 @@ impl Authenticator {
         if !(200..300).contains(&status) {
             return Err(self.invalid_token(realm, format!("HTTP {status}")));
         }
-        let body = response
-            .bytes()
+        let body = read_body_prefix(response, MAX_TOKEN_RESPONSE + 1)
             .await
             .map_err(|error| self.token_error(realm, &error))?;
         if body.len() > MAX_TOKEN_RESPONSE {
