@@ -463,7 +463,14 @@ async fn put_manifest(
     let repository = target.repository.as_str();
     let media_type = image.rendered.manifest_descriptor.media_type.clone();
     let body = Bytes::from(image.rendered.manifest_json.clone());
-    let stored = match api.oci_for(&target.scopes).await? {
+    // NOTE: `push_manifest_raw` panics on a 201 without `Location` (as ECR sends) when the
+    // reference is a digest, so a digest destination stays on hoist's own request.
+    let oci = if tag.starts_with("sha256:") {
+        None
+    } else {
+        api.oci_for(&target.scopes).await?
+    };
+    let stored = match oci {
         Some(oci) => {
             let location = api
                 .oci_put_manifest(oci, repository, tag, &body, &media_type, &target.scopes)
