@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::Authenticator;
 use crate::error::{Error, Result};
+use crate::oci::{BlobStream, OciTransport};
 use crate::progress::Progress;
 use crate::retry::{RetryPolicy, is_transient_error, is_transient_status, parse_retry_after};
 
@@ -107,7 +108,11 @@ pub(crate) struct RegistryApi {
     pub(crate) registry: String,
     /// `scheme://host[:port]`.
     pub(crate) base_url: String,
+    /// hoist's own client: token requests, manifest reads, uploads, and every request
+    /// to a registry that `oci` cannot serve.
     pub(crate) http: reqwest::Client,
+    /// The `oci-client` of this registry, `None` when it wants a client certificate.
+    pub(crate) oci: Option<OciTransport>,
     pub(crate) auth: Authenticator,
     pub(crate) retry: RetryPolicy,
     pub(crate) counters: Arc<Counters>,
@@ -147,8 +152,15 @@ impl RegistryApi {
                         && is_transient_error(&error)
                         && self.retry.allows_another(attempt)
                     {
-                        self.wait_before_retry(request, attempt, None, &error.to_string())
-                            .await;
+                        let reason = error.to_string();
+                        self.wait_before_retry(
+                            request.method.as_str(),
+                            &request.url,
+                            attempt,
+                            None,
+                            &reason,
+                        )
+                        .await;
                         continue;
                     }
                     return Err(self.request_error(request, error));
@@ -171,17 +183,26 @@ impl RegistryApi {
                 let retry_after = parse_retry_after(
                     header_text(response.headers(), header::RETRY_AFTER).as_deref(),
                 );
-                self.wait_before_retry(request, attempt, retry_after, &format!("HTTP {status}"))
-                    .await;
+                let reason = format!("HTTP {status}");
+                self.wait_before_retry(
+                    request.method.as_str(),
+                    &request.url,
+                    attempt,
+                    retry_after,
+                    &reason,
+                )
+                .await;
                 continue;
             }
             return Ok(response);
         }
     }
 
-    async fn wait_before_retry(
+    /// Counts a retry of `method url`, logs it and waits the backoff.
+    pub(crate) async fn wait_before_retry(
         &self,
-        request: &ApiRequest,
+        method: &str,
+        url: &str,
         attempt: u32,
         retry_after: Option<std::time::Duration>,
         reason: &str,
@@ -190,8 +211,8 @@ impl RegistryApi {
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             registry = %self.registry,
-            method = %request.method,
-            url = %request.url,
+            method,
+            url,
             attempt,
             wait_ms = wait.as_millis() as u64,
             reason,
@@ -373,7 +394,98 @@ pub(crate) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Opti
 }
 
 async fn read_error_body(response: Response) -> String {
-    let bytes = response.bytes().await.unwrap_or_default();
-    let end = bytes.len().min(MAX_ERROR_BODY);
-    String::from_utf8_lossy(&bytes[..end]).trim().to_owned()
+    let bytes = read_body_prefix(response, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).trim().to_owned()
+}
+
+/// Reads at most `limit` bytes of a response body and leaves the rest unread, so that a
+/// huge body cannot exhaust memory.
+pub(crate) async fn read_body_prefix(
+    response: Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = limit - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Returns at most the first [`MAX_ERROR_BODY`] bytes of a registry's response body, cut
+/// at a character boundary, for an error message.
+pub(crate) fn truncate_body(text: &str) -> String {
+    let mut end = text.len().min(MAX_ERROR_BODY);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].trim().to_owned()
+}
+
+/// Reads a whole blob stream of at most `limit` bytes, for a blob read into memory.
+pub(crate) async fn read_stream_limited(
+    api: &RegistryApi,
+    url: &str,
+    mut stream: BlobStream,
+    what: &str,
+    limit: u64,
+) -> Result<Bytes> {
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| api.stream_error(url, error))?;
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                registry: api.registry.clone(),
+                what: what.to_owned(),
+                limit,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn body_prefix_stops_at_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 1048576\r\n\r\n";
+            let chunk = vec![b'x'; 64 * 1024];
+            let _ = socket.write_all(head.as_bytes()).await;
+            for _ in 0..16 {
+                if socket.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let response = client
+            .get(format!("http://{address}/"))
+            .send()
+            .await
+            .unwrap();
+        let body = read_body_prefix(response, 100).await.unwrap();
+
+        assert_eq!(body.len(), 100);
+        server.abort();
+    }
 }

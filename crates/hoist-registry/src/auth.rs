@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use hoist_auth::Credential;
 use serde::Deserialize;
 
+use crate::api::read_body_prefix;
 use crate::error::{Error, Result};
 
 /// The client id sent with refresh-token exchanges, which token servers log.
@@ -99,6 +100,48 @@ pub(crate) fn repository_scope(repository: &str, actions: &str) -> String {
     format!("repository:{repository}:{actions}")
 }
 
+/// The credential a request carries: a Bearer token or a Basic user and password.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Authorization {
+    /// A token from the token server or a fixed registry token.
+    Bearer(String),
+    /// HTTP Basic credentials.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+}
+
+impl Authorization {
+    /// Returns the `Authorization` header value.
+    pub(crate) fn header(&self) -> String {
+        match self {
+            Self::Bearer(token) => format!("Bearer {token}"),
+            Self::Basic { username, password } => {
+                format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{username}:{password}"))
+                )
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Authorization {
+    /// Names the kind and the user, never a token or password.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bearer(_) => formatter.write_str("Bearer(<redacted>)"),
+            Self::Basic { username, .. } => formatter
+                .debug_struct("Basic")
+                .field("username", username)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 /// The state of one registry's authentication, shared by concurrent requests.
 pub(crate) struct Authenticator {
     registry: String,
@@ -141,26 +184,61 @@ impl Authenticator {
     /// Returns the `Authorization` header value for a request needing `scopes`, from what
     /// earlier challenges taught, or `None` to send the request without one.
     pub(crate) fn header(&self, scopes: &[String]) -> Option<String> {
+        self.authorization(scopes)
+            .map(|authorization| authorization.header())
+    }
+
+    /// Returns the credential a request needing `scopes` carries, from what earlier
+    /// challenges taught, or `None` to send the request without one.
+    pub(crate) fn authorization(&self, scopes: &[String]) -> Option<Authorization> {
         if let Some(Credential::RegistryToken(token)) = &self.credential {
-            return Some(format!("Bearer {}", token.expose()));
+            return Some(Authorization::Bearer(token.expose().to_owned()));
         }
         let challenge = lock(&self.challenge).clone()?;
         match challenge {
-            Challenge::Basic => self.basic_header(),
+            Challenge::Basic => self.basic_authorization(),
             Challenge::Bearer { .. } => lock(&self.tokens)
                 .get(&scopes.join(" "))
-                .map(|token| format!("Bearer {token}")),
+                .cloned()
+                .map(Authorization::Bearer),
         }
     }
 
-    fn basic_header(&self) -> Option<String> {
+    fn basic_authorization(&self) -> Option<Authorization> {
         match &self.credential {
-            Some(Credential::Basic { username, password }) => {
-                let pair = format!("{username}:{}", password.expose());
-                Some(format!("Basic {}", STANDARD.encode(pair)))
-            }
+            Some(Credential::Basic { username, password }) => Some(Authorization::Basic {
+                username: username.clone(),
+                password: password.expose().to_owned(),
+            }),
             _ => None,
         }
+    }
+
+    /// Tells whether a challenge from this registry is known, so that requests can be
+    /// authorized before they are sent.
+    pub(crate) fn knows_challenge(&self) -> bool {
+        lock(&self.challenge).is_some()
+    }
+
+    /// Tells whether the registry wants a Bearer token for `scopes` that this
+    /// authenticator has not fetched yet.
+    pub(crate) fn lacks_token(&self, scopes: &[String]) -> bool {
+        let bearer = matches!(*lock(&self.challenge), Some(Challenge::Bearer { .. }));
+        let fixed = matches!(self.credential, Some(Credential::RegistryToken(_)));
+        bearer && !fixed && !lock(&self.tokens).contains_key(&scopes.join(" "))
+    }
+
+    /// Fetches a fresh token for `scopes` from the token server of the known Bearer
+    /// challenge. Returns false when there is no such challenge, so nothing new to try.
+    pub(crate) async fn renew(&self, http: &reqwest::Client, scopes: &[String]) -> Result<bool> {
+        let Some(Challenge::Bearer { realm, service }) = lock(&self.challenge).clone() else {
+            return Ok(false);
+        };
+        let token = self
+            .fetch_token(http, &realm, service.as_deref(), scopes)
+            .await?;
+        lock(&self.tokens).insert(scopes.join(" "), token);
+        Ok(true)
     }
 
     /// Handles a 401: records the challenge and, for Bearer, fetches a new token for
@@ -176,14 +254,8 @@ impl Authenticator {
         };
         *lock(&self.challenge) = Some(challenge.clone());
         match challenge {
-            Challenge::Basic => Ok(self.basic_header().is_some()),
-            Challenge::Bearer { realm, service } => {
-                let token = self
-                    .fetch_token(http, &realm, service.as_deref(), scopes)
-                    .await?;
-                lock(&self.tokens).insert(scopes.join(" "), token);
-                Ok(true)
-            }
+            Challenge::Basic => Ok(self.basic_authorization().is_some()),
+            Challenge::Bearer { .. } => self.renew(http, scopes).await,
         }
     }
 
@@ -251,8 +323,7 @@ impl Authenticator {
         if !(200..300).contains(&status) {
             return Err(self.invalid_token(realm, format!("HTTP {status}")));
         }
-        let body = response
-            .bytes()
+        let body = read_body_prefix(response, MAX_TOKEN_RESPONSE + 1)
             .await
             .map_err(|error| self.token_error(realm, &error))?;
         if body.len() > MAX_TOKEN_RESPONSE {
@@ -343,6 +414,19 @@ mod tests {
         let auth = Authenticator::new("r.example", Some(Credential::basic("user", "pass")));
         *lock(&auth.challenge) = Some(Challenge::Basic);
         assert_eq!(auth.header(&[]).as_deref(), Some("Basic dXNlcjpwYXNz"));
+    }
+
+    #[test]
+    fn authorization_debug_hides_secrets() {
+        let bearer = Authorization::Bearer("token-secret".to_owned());
+        let basic = Authorization::Basic {
+            username: "user".to_owned(),
+            password: "hunter2".to_owned(),
+        };
+        let debug = format!("{bearer:?} {basic:?}");
+        assert!(!debug.contains("token-secret"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("user"), "{debug}");
     }
 
     #[test]

@@ -9,10 +9,11 @@ use hoist_auth::{Credential, Keychain};
 use crate::api::{Counters, RegistryApi};
 use crate::auth::Authenticator;
 use crate::error::{Error, Result};
+use crate::oci::OciTransport;
 use crate::progress::Progress;
 use crate::reference::api_host;
 use crate::retry::RetryPolicy;
-use crate::transport::TransportOptions;
+use crate::transport::{CONNECT_TIMEOUT, TransportOptions};
 
 /// Default number of blobs transferred at the same time.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
@@ -151,18 +152,31 @@ impl Client {
         let transport = &self.options.transport;
         let http = transport.http_client(registry)?;
         let mut scheme = transport.scheme(registry);
-        if scheme == "https" && is_loopback(host) && !https_answers(&http, host).await {
+        if scheme == "https" && is_loopback(host) {
             // Docker treats loopback registries as insecure: HTTPS first, then plain HTTP.
-            tracing::info!(
-                registry,
-                "loopback registry does not speak HTTPS, using plain HTTP"
-            );
-            scheme = "http";
+            match probe_https(&http, host).await {
+                HttpsProbe::Answers => {}
+                HttpsProbe::Silent => {
+                    tracing::info!(
+                        registry,
+                        "loopback registry does not speak HTTPS, using plain HTTP"
+                    );
+                    scheme = "http";
+                }
+                HttpsProbe::Untrusted(reason) => {
+                    return Err(Error::Tls {
+                        registry: registry.to_owned(),
+                        reason,
+                    });
+                }
+            }
         }
+        let oci = OciTransport::build(transport, registry, scheme)?;
         let api = Arc::new(RegistryApi {
             registry: registry.to_owned(),
             base_url: format!("{scheme}://{host}"),
             http,
+            oci,
             auth: Authenticator::new(registry, self.credentials.lookup(registry)?),
             retry: self.options.retry.clone(),
             counters: Arc::clone(&self.counters),
@@ -192,15 +206,52 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|address| address.is_loopback())
 }
 
-/// Tells whether `GET https://host/v2/` gets any HTTP response, an error status included.
-async fn https_answers(http: &reqwest::Client, host: &str) -> bool {
-    match http.get(format!("https://{host}/v2/")).send().await {
-        Ok(_) => true,
-        Err(error) => {
-            tracing::debug!(host, error = %error.without_url(), "HTTPS probe failed");
-            false
-        }
+/// The outcome of probing a loopback registry over HTTPS.
+#[derive(Debug)]
+enum HttpsProbe {
+    /// The registry responded to `GET /v2/` over HTTPS, with any status.
+    Answers,
+    /// The registry completes a TLS handshake only without certificate checks, so its
+    /// certificate is not trusted. Contains the error of the verified attempt.
+    Untrusted(String),
+    /// No TLS server responded: no server at all, or one that speaks plain HTTP.
+    Silent,
+}
+
+/// Sends `GET https://host/v2/`, and when that fails, once more without certificate
+/// checks, to tell a plain HTTP registry from a TLS one with an untrusted certificate.
+/// Neither request carries credentials.
+async fn probe_https(http: &reqwest::Client, host: &str) -> HttpsProbe {
+    let url = format!("https://{host}/v2/");
+    let error = match http.get(&url).send().await {
+        Ok(_) => return HttpsProbe::Answers,
+        Err(error) => error.without_url(),
+    };
+    tracing::debug!(host, error = %error_chain(&error), "HTTPS probe failed");
+    let unverified = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build();
+    let Ok(unverified) = unverified else {
+        return HttpsProbe::Silent;
+    };
+    match unverified.get(&url).send().await {
+        Ok(_) => HttpsProbe::Untrusted(error_chain(&error)),
+        Err(_) => HttpsProbe::Silent,
     }
+}
+
+/// Returns an error's message followed by the messages of its causes, because reqwest's
+/// own message does not name the TLS failure.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

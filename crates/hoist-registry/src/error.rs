@@ -24,6 +24,19 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A loopback registry completes a TLS handshake only without certificate checks: it
+    /// speaks TLS with a certificate that is not trusted, so plain HTTP is not tried.
+    #[error(
+        "TLS connection to registry {registry} failed: {reason}. Trust its CA with \
+         --registry-certificate {registry}=CA.pem, or accept its certificate with \
+         --skip-tls-verify-registry {registry}"
+    )]
+    Tls {
+        /// The registry host.
+        registry: String,
+        /// The TLS error with its causes.
+        reason: String,
+    },
     /// The request could not be sent or its response not read, after every retry.
     #[error("{method} {url} on registry {registry} failed: {source}")]
     Request {
@@ -49,6 +62,18 @@ pub enum Error {
         status: u16,
         /// The start of the response body, which registries fill with an error code.
         body: String,
+    },
+    /// The registry's response breaks the distribution protocol, or it could not be read.
+    #[error("{method} {url} on registry {registry} failed: {reason}")]
+    Protocol {
+        /// The registry host.
+        registry: String,
+        /// The HTTP method.
+        method: String,
+        /// The URL.
+        url: String,
+        /// What is wrong with the response.
+        reason: String,
     },
     /// The registry or its token server rejected the credentials.
     #[error(

@@ -1,12 +1,18 @@
 //! Registry client for hoist: pulls base images and pushes built images over the OCI
 //! distribution API.
 //!
-//! The HTTP work is done with `reqwest` directly rather than through `oci-client` 0.18,
-//! because hoist needs what that crate lacks: client certificates, retries with backoff on
-//! 5xx, 429 and resets, a fresh token on a 401 in the middle of a push, the refresh-token
-//! exchange for `identitytoken` credentials, a declined cross-repository mount (202) that
-//! falls back to an upload, and uploads streamed from files in bounded memory with a
-//! configurable chunk size. Reference parsing follows Docker's rules through `oci-spec`.
+//! Blob checks (`HEAD`), blob downloads, cross-repository mounts and manifest uploads go
+//! through `oci-client` 0.18, one client per registry, each call inside hoist's retry loop.
+//! hoist adds what that crate lacks. Its own token flow (`auth.rs`) requests every scope a
+//! request needs, exchanges `identitytoken` refresh tokens and renews a token on a 401.
+//! Before each call hoist puts that token in `oci-client`'s token cache, so `oci-client`
+//! never fetches tokens itself. hoist takes a declined mount (202) as a cue to upload,
+//! reads manifests with a size limit, streams uploads from files in bounded memory with a
+//! configurable chunk size, and verifies every downloaded blob's digest and size. A
+//! registry that needs a client certificate (which `oci-client` cannot send), or whose
+//! tokens `oci-client`'s cache would drop, is served by hoist's own `reqwest` requests.
+//! The crate's README lists the split. Reference parsing follows Docker's rules through
+//! `oci-spec`.
 //!
 //! A [`BlobCache`] directory is an OCI image layout. Pulls verify each blob and store it as
 //! `blobs/sha256/<hex>`, image manifests and configs included. `hoist-warmer` also records
@@ -38,6 +44,7 @@ mod auth;
 pub mod cli;
 mod client;
 mod error;
+mod oci;
 mod progress;
 mod pull;
 mod push;

@@ -12,10 +12,11 @@ use reqwest::header::{self, HeaderName};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use crate::api::{ApiRequest, MANIFEST_ACCEPT, RegistryApi, header_text};
+use crate::api::{ApiRequest, MANIFEST_ACCEPT, RegistryApi, header_text, read_stream_limited};
 use crate::auth::repository_scope;
 use crate::client::Client;
 use crate::error::{Error, Result, io_error};
+use crate::oci::{BlobStream, is_digest_failure};
 use crate::progress::Direction;
 use crate::reference::ImageReference;
 use crate::retry::is_transient_status;
@@ -218,15 +219,9 @@ impl Client {
         reference: &ImageReference,
         manifest: &Manifest,
     ) -> Result<Bytes> {
-        let url = api.url(&format!(
-            "/v2/{}/blobs/{}",
-            reference.repository(),
-            manifest.config.digest
-        ));
-        let request = ApiRequest::new(Method::GET, url, pull_scopes(reference));
-        let response = api.send_expecting(&request, &[StatusCode::OK]).await?;
-        api.read_limited(&request, response, "image config", MAX_MANIFEST_SIZE)
-            .await
+        let digest = manifest.config.digest.to_string();
+        let (url, stream) = open_blob(api, reference, &digest, true).await?;
+        read_stream_limited(api, &url, stream, "image config", MAX_MANIFEST_SIZE).await
     }
 
     /// Fetches the layers missing from the cache, at most `max_concurrency` at a time.
@@ -390,9 +385,7 @@ async fn fetch_blob_once(
         reference: format!("{reference}@{digest}"),
         reason: "only sha256 blob digests are supported".to_owned(),
     })?;
-    let url = api.url(&format!("/v2/{}/blobs/{digest}", reference.repository()));
-    let request = ApiRequest::new(Method::GET, url, pull_scopes(reference)).without_retry();
-    let response = api.send_expecting(&request, &[StatusCode::OK]).await?;
+    let (url, mut stream) = open_blob(api, reference, &digest, false).await?;
 
     let blobs = cache.blobs_dir();
     let mut file = tempfile::Builder::new()
@@ -401,7 +394,6 @@ async fn fetch_blob_once(
         .map_err(io_error("create temporary file in", &blobs))?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
-    let mut stream = response.bytes_stream();
     let mismatch = |actual_digest: String, actual_size: u64| Error::BlobMismatch {
         registry: api.registry.clone(),
         repository: reference.repository().to_owned(),
@@ -411,12 +403,12 @@ async fn fetch_blob_once(
         actual_size,
     };
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| Error::Request {
-            registry: api.registry.clone(),
-            method: "GET".to_owned(),
-            url: request.url.clone(),
-            source: source.without_url(),
-        })?;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            // oci-client checks the digest at the end too; the check below names both.
+            Err(error) if is_digest_failure(&error) => break,
+            Err(error) => return Err(api.stream_error(&url, error)),
+        };
         size += chunk.len() as u64;
         if let Some(progress) = &api.progress {
             progress.advance(&digest, chunk.len() as u64);
@@ -442,6 +434,36 @@ async fn fetch_blob_once(
         .map_err(|error| io_error("rename into place", &target)(error.error))?;
     tracing::info!(registry = %api.registry, %digest, size, "blob downloaded");
     Ok(())
+}
+
+/// Starts the download of the blob `digest`: through `oci-client`, or with hoist's own
+/// request for a registry it cannot serve. Returns the blob's URL, for messages, and its
+/// bytes. With `retry` off, transient failures are left to the caller.
+async fn open_blob(
+    api: &RegistryApi,
+    reference: &ImageReference,
+    digest: &str,
+    retry: bool,
+) -> Result<(String, BlobStream)> {
+    let repository = reference.repository();
+    let url = api.url(&format!("/v2/{repository}/blobs/{digest}"));
+    let scopes = pull_scopes(reference);
+    if let Some(oci) = api.oci_for(&scopes).await? {
+        let stream = api
+            .oci_open_blob(oci, repository, digest, &scopes, retry)
+            .await?;
+        return Ok((url, stream));
+    }
+    let mut request = ApiRequest::new(Method::GET, url.clone(), scopes);
+    if !retry {
+        request = request.without_retry();
+    }
+    let response = api.send_expecting(&request, &[StatusCode::OK]).await?;
+    let stream = response
+        .bytes_stream()
+        .map_err(std::io::Error::other)
+        .boxed();
+    Ok((url, stream))
 }
 
 /// Writes a small document (manifest or config) into the cache by digest.

@@ -73,6 +73,30 @@ pub struct PushOutcome {
     pub references: Vec<ImageReference>,
 }
 
+/// A destination repository and the token scopes of every request to it: `pull,push` on
+/// it and `pull` on each repository a blob is mounted from, so that one token serves the
+/// whole push of the repository.
+struct PushTarget {
+    repository: String,
+    scopes: Vec<String>,
+}
+
+impl PushTarget {
+    fn new(repository: &str, blobs: &[PushBlob]) -> Self {
+        let mut scopes = push_scopes(repository);
+        for from in blobs.iter().filter_map(|blob| blob.mount_from.as_deref()) {
+            let scope = repository_scope(from, "pull");
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        Self {
+            repository: repository.to_owned(),
+            scopes,
+        }
+    }
+}
+
 /// How a missing blob got into the repository.
 enum BlobResult {
     Mounted,
@@ -80,16 +104,17 @@ enum BlobResult {
 }
 
 impl Client {
-    /// Pushes `image` to every destination: its blobs to each destination repository, then
-    /// its manifest to each tag (or digest) named.
+    /// Pushes `image` to every destination: its blobs to every destination repository
+    /// first, then its manifest to each tag (or digest) named.
     ///
     /// `mount_from` maps a layer digest to a reference it came from (a base image layer);
     /// when that reference is in the same registry but another repository, the layer is
     /// mounted from there instead of uploaded, with an upload when the registry declines.
     ///
-    /// A manifest is only sent after every blob it names is confirmed present with `HEAD`,
-    /// so no tag ever points at an incomplete image. Destinations of the same repository
-    /// share the blob work, so each extra tag costs one manifest `PUT`.
+    /// The first manifest is only sent after every blob is confirmed present with `HEAD` in
+    /// every destination repository, so a failure leaves no tag pointing at an incomplete
+    /// image and, unless a manifest `PUT` itself fails, no tag at all. Destinations of the
+    /// same repository share the blob work, so each extra tag costs one manifest `PUT`.
     pub async fn push(
         &self,
         image: &LoadedImage,
@@ -97,12 +122,18 @@ impl Client {
         mount_from: &BTreeMap<String, ImageReference>,
     ) -> Result<PushOutcome> {
         let digest = image.rendered.manifest_descriptor.digest.to_string();
+        let mut ready = Vec::new();
         for (registry, repository, tags) in group_by_repository(destinations) {
             let api = self.api(&registry).await?;
             let blobs = blobs_of(image, &registry, &repository, mount_from);
-            self.push_blobs(&api, &repository, &blobs).await?;
+            let target = PushTarget::new(&repository, &blobs);
+            self.push_blobs(&api, &target, &blobs).await?;
+            ready.push((api, target, tags));
+        }
+
+        for (api, target, tags) in &ready {
             for tag in tags {
-                put_manifest(&api, &repository, &tag, image, &digest).await?;
+                put_manifest(api, target, tag, image, &digest).await?;
             }
         }
         tracing::info!(%digest, destinations = destinations.len(), "pushed image");
@@ -149,13 +180,13 @@ impl Client {
     async fn push_blobs(
         &self,
         api: &RegistryApi,
-        repository: &str,
+        target: &PushTarget,
         blobs: &[PushBlob],
     ) -> Result<()> {
         let concurrency = self.options.max_concurrency.max(1);
         let upload = self.options.upload;
         futures::stream::iter(blobs)
-            .map(|blob| push_blob(api, repository, blob, upload))
+            .map(|blob| push_blob(api, target, blob, upload))
             .buffer_unordered(concurrency)
             .try_collect::<Vec<()>>()
             .await?;
@@ -231,11 +262,12 @@ fn push_scopes(repository: &str) -> Vec<String> {
 /// failure, and confirms it with `HEAD`.
 async fn push_blob(
     api: &RegistryApi,
-    repository: &str,
+    target: &PushTarget,
     blob: &PushBlob,
     upload: UploadMode,
 ) -> Result<()> {
-    if blob_exists(api, repository, &blob.digest).await? {
+    let repository = target.repository.as_str();
+    if blob_exists(api, target, &blob.digest).await? {
         api.counters.blobs_present.fetch_add(1, Ordering::Relaxed);
         tracing::info!(registry = %api.registry, repository, digest = %blob.digest, "blob already present");
         return Ok(());
@@ -246,7 +278,7 @@ async fn push_blob(
         if let Some(progress) = &api.progress {
             progress.start(&blob.digest, blob.size, Direction::Push);
         }
-        let outcome = mount_or_upload(api, repository, blob, upload).await;
+        let outcome = mount_or_upload(api, target, blob, upload).await;
         if let Some(progress) = &api.progress {
             progress.finish(&blob.digest, outcome.is_ok());
         }
@@ -260,7 +292,7 @@ async fn push_blob(
             other => break other?,
         }
     };
-    if !blob_exists(api, repository, &blob.digest).await? {
+    if !blob_exists(api, target, &blob.digest).await? {
         return Err(Error::BlobNotConfirmed {
             registry: api.registry.clone(),
             repository: repository.to_owned(),
@@ -277,62 +309,96 @@ async fn push_blob(
 }
 
 /// Sends `HEAD` for a blob: true on 200, false on 404.
-async fn blob_exists(api: &RegistryApi, repository: &str, digest: &str) -> Result<bool> {
+async fn blob_exists(api: &RegistryApi, target: &PushTarget, digest: &str) -> Result<bool> {
+    let repository = &target.repository;
+    if let Some(oci) = api.oci_for(&target.scopes).await? {
+        return api
+            .oci_blob_exists(oci, repository, digest, &target.scopes)
+            .await;
+    }
     let url = api.url(&format!("/v2/{repository}/blobs/{digest}"));
-    let request = ApiRequest::new(Method::HEAD, url, push_scopes(repository));
+    let request = ApiRequest::new(Method::HEAD, url, target.scopes.clone());
     let response = api
         .send_expecting(&request, &[StatusCode::OK, StatusCode::NOT_FOUND])
         .await?;
     Ok(response.status() == StatusCode::OK)
 }
 
-/// Starts an upload session, with a mount request when the blob has a source repository.
-/// A 201 means the registry mounted it; a 202 (also the spec's response when it declines a
-/// mount) opens a session that the bytes are then sent to.
+/// Mounts the blob from its source repository when it has one, and uploads it otherwise
+/// or when the registry declines the mount.
 async fn mount_or_upload(
     api: &RegistryApi,
-    repository: &str,
+    target: &PushTarget,
     blob: &PushBlob,
     upload: UploadMode,
 ) -> Result<BlobResult> {
+    let repository = target.repository.as_str();
+    let mount_with_session = match (api.oci_for(&target.scopes).await?, &blob.mount_from) {
+        (Some(oci), Some(from)) => {
+            if api
+                .oci_mount(oci, repository, from, &blob.digest, &target.scopes)
+                .await?
+            {
+                return Ok(BlobResult::Mounted);
+            }
+            tracing::info!(registry = %api.registry, repository, digest = %blob.digest, "registry declined the mount, uploading");
+            None
+        }
+        // hoist's own requests ask for the mount on the POST that opens the session.
+        (None, from) => from.as_deref(),
+        (Some(_), None) => None,
+    };
+    let Some(location) = start_upload(api, target, blob, mount_with_session).await? else {
+        return Ok(BlobResult::Mounted);
+    };
+    match upload {
+        UploadMode::Monolithic => upload_monolithic(api, target, blob, location).await?,
+        UploadMode::Chunked(chunk_size) => {
+            upload_chunked(api, target, blob, location, chunk_size.max(1)).await?;
+        }
+    }
+    Ok(BlobResult::Uploaded)
+}
+
+/// Opens an upload session, with a mount request when `mount_from` names a repository.
+/// Returns `None` when the registry mounted the blob (201), else the session's URL (202,
+/// also the spec's status when the registry declines a mount).
+async fn start_upload(
+    api: &RegistryApi,
+    target: &PushTarget,
+    blob: &PushBlob,
+    mount_from: Option<&str>,
+) -> Result<Option<url::Url>> {
+    let repository = target.repository.as_str();
     let mut url = url::Url::parse(&api.url(&format!("/v2/{repository}/blobs/uploads/"))).map_err(
         |error| Error::Transport {
             registry: api.registry.clone(),
             reason: format!("invalid upload URL: {error}"),
         },
     )?;
-    let mut scopes = push_scopes(repository);
-    if let Some(from) = &blob.mount_from {
+    if let Some(from) = mount_from {
         url.query_pairs_mut()
             .append_pair("mount", &blob.digest)
             .append_pair("from", from);
-        scopes.push(repository_scope(from, "pull"));
     }
-    let request =
-        ApiRequest::new(Method::POST, url.to_string(), scopes).header(header::CONTENT_LENGTH, "0");
+    let request = ApiRequest::new(Method::POST, url.to_string(), target.scopes.clone())
+        .header(header::CONTENT_LENGTH, "0");
     let response = api
         .send_expecting(&request, &[StatusCode::CREATED, StatusCode::ACCEPTED])
         .await?;
-    if response.status() == StatusCode::CREATED && blob.mount_from.is_some() {
-        return Ok(BlobResult::Mounted);
+    if response.status() == StatusCode::CREATED && mount_from.is_some() {
+        return Ok(None);
     }
-    if blob.mount_from.is_some() {
+    if mount_from.is_some() {
         tracing::info!(registry = %api.registry, repository, digest = %blob.digest, "registry declined the mount, uploading");
     }
-    let location = api.location(&request, &response)?;
-    match upload {
-        UploadMode::Monolithic => upload_monolithic(api, repository, blob, location).await?,
-        UploadMode::Chunked(chunk_size) => {
-            upload_chunked(api, repository, blob, location, chunk_size.max(1)).await?;
-        }
-    }
-    Ok(BlobResult::Uploaded)
+    api.location(&request, &response).map(Some)
 }
 
 /// Closes an upload session with a `PUT` carrying the digest and `body`.
 async fn finish_upload(
     api: &RegistryApi,
-    repository: &str,
+    target: &PushTarget,
     blob: &PushBlob,
     mut location: url::Url,
     body: RequestBody,
@@ -340,7 +406,7 @@ async fn finish_upload(
     location
         .query_pairs_mut()
         .append_pair("digest", &blob.digest);
-    let request = ApiRequest::new(Method::PUT, location.to_string(), push_scopes(repository))
+    let request = ApiRequest::new(Method::PUT, location.to_string(), target.scopes.clone())
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .body(body)
         .without_retry();
@@ -350,19 +416,19 @@ async fn finish_upload(
 
 async fn upload_monolithic(
     api: &RegistryApi,
-    repository: &str,
+    target: &PushTarget,
     blob: &PushBlob,
     location: url::Url,
 ) -> Result<()> {
     let body = blob.body.range(0, blob.size);
-    finish_upload(api, repository, blob, location, body).await
+    finish_upload(api, target, blob, location, body).await
 }
 
 /// Sends the blob in `PATCH` requests of at most `chunk_size` bytes, following the
 /// `Location` each response returns, then closes the session with an empty `PUT`.
 async fn upload_chunked(
     api: &RegistryApi,
-    repository: &str,
+    target: &PushTarget,
     blob: &PushBlob,
     mut location: url::Url,
     chunk_size: u64,
@@ -371,7 +437,7 @@ async fn upload_chunked(
     while start < blob.size {
         let length = chunk_size.min(blob.size - start);
         let end = start + length - 1;
-        let request = ApiRequest::new(Method::PATCH, location.to_string(), push_scopes(repository))
+        let request = ApiRequest::new(Method::PATCH, location.to_string(), target.scopes.clone())
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_RANGE, format!("{start}-{end}"))
             .body(blob.body.range(start, length))
@@ -382,29 +448,47 @@ async fn upload_chunked(
         location = api.location(&request, &response)?;
         start += length;
     }
-    finish_upload(api, repository, blob, location, RequestBody::Empty).await
+    finish_upload(api, target, blob, location, RequestBody::Empty).await
 }
 
 /// Puts the manifest under `tag` (a tag or the digest) and checks the digest the registry
-/// computed, when it returns one.
+/// stored, when its response names one.
 async fn put_manifest(
     api: &RegistryApi,
-    repository: &str,
+    target: &PushTarget,
     tag: &str,
     image: &LoadedImage,
     digest: &str,
 ) -> Result<()> {
-    let url = api.url(&format!("/v2/{repository}/manifests/{tag}"));
+    let repository = target.repository.as_str();
     let media_type = image.rendered.manifest_descriptor.media_type.clone();
     let body = Bytes::from(image.rendered.manifest_json.clone());
-    let request = ApiRequest::new(Method::PUT, url, push_scopes(repository))
-        .header(header::CONTENT_TYPE, media_type)
-        .body(RequestBody::Bytes(body));
-    let response = api.send_expecting(&request, &[StatusCode::CREATED]).await?;
-    let stored = header_text(
-        response.headers(),
-        HeaderName::from_static("docker-content-digest"),
-    );
+    // NOTE: `push_manifest_raw` panics on a 201 without `Location` (as ECR sends) when the
+    // reference is a digest, so a digest destination stays on hoist's own request.
+    let oci = if tag.starts_with("sha256:") {
+        None
+    } else {
+        api.oci_for(&target.scopes).await?
+    };
+    let stored = match oci {
+        Some(oci) => {
+            let location = api
+                .oci_put_manifest(oci, repository, tag, &body, &media_type, &target.scopes)
+                .await?;
+            digest_in_location(&location)
+        }
+        None => {
+            let url = api.url(&format!("/v2/{repository}/manifests/{tag}"));
+            let request = ApiRequest::new(Method::PUT, url, target.scopes.clone())
+                .header(header::CONTENT_TYPE, media_type)
+                .body(RequestBody::Bytes(body));
+            let response = api.send_expecting(&request, &[StatusCode::CREATED]).await?;
+            header_text(
+                response.headers(),
+                HeaderName::from_static("docker-content-digest"),
+            )
+        }
+    };
     if let Some(stored) = stored.filter(|stored| stored != digest) {
         return Err(Error::ManifestDigest {
             registry: api.registry.clone(),
@@ -416,6 +500,16 @@ async fn put_manifest(
     api.counters.manifest_puts.fetch_add(1, Ordering::Relaxed);
     tracing::info!(registry = %api.registry, repository, tag, %digest, "manifest pushed");
     Ok(())
+}
+
+/// Returns the digest a manifest's `Location` ends with, such as
+/// `/v2/app/manifests/sha256:<hex>`, when it names one.
+fn digest_in_location(location: &str) -> Option<String> {
+    let path = location.split(['?', '#']).next().unwrap_or_default();
+    path.rsplit('/')
+        .next()
+        .filter(|last| last.starts_with("sha256:"))
+        .map(ToOwned::to_owned)
 }
 
 #[cfg(test)]
@@ -437,6 +531,47 @@ mod tests {
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].2, ["1", "2"]);
         assert_eq!(groups[1].1, "other");
+    }
+
+    #[test]
+    fn manifest_location_names_digest() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        assert_eq!(
+            digest_in_location(&format!("http://r.example/v2/app/manifests/{digest}")),
+            Some(digest.clone())
+        );
+        assert_eq!(
+            digest_in_location(&format!("/v2/app/manifests/{digest}?ns=x")),
+            Some(digest)
+        );
+        assert_eq!(digest_in_location("/v2/app/manifests/v1"), None);
+    }
+
+    #[test]
+    fn mount_sources_join_target_scopes() {
+        let blob = |mount_from: Option<&str>| PushBlob {
+            digest: String::new(),
+            size: 0,
+            body: BlobBody::Bytes(Bytes::new()),
+            mount_from: mount_from.map(ToOwned::to_owned),
+        };
+        let target = PushTarget::new(
+            "app",
+            &[
+                blob(Some("base")),
+                blob(None),
+                blob(Some("base")),
+                blob(Some("other")),
+            ],
+        );
+        assert_eq!(
+            target.scopes,
+            [
+                "repository:app:pull,push",
+                "repository:base:pull",
+                "repository:other:pull"
+            ]
+        );
     }
 
     #[test]

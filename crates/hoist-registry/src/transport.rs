@@ -8,11 +8,11 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// Time limit for establishing a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Time limit between two reads of a response, which catches stalled transfers without
 /// limiting how long a large blob may take.
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How hoist connects to registries. The default is HTTPS with verified certificates
 /// everywhere.

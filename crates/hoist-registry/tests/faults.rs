@@ -160,3 +160,33 @@ async fn expired_token_mid_push_is_renewed() {
         Some(outcome.digest)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_second_repository_tags_nothing() {
+    let registry = Registry::builder().start().unwrap();
+    let proxy = FaultProxy::start(&registry).unwrap();
+    for nth in 1..=10 {
+        proxy.inject("PUT", "/blobs/uploads/", nth, Fault::Status(500));
+    }
+    let image = busybox();
+    let client = client_through(&proxy, &registry, UploadMode::Monolithic);
+    let direct: ImageReference = registry
+        .reference("multi/first:v1")
+        .parse()
+        .expect("valid reference");
+
+    let error = client
+        .push(
+            &image,
+            &[direct, through(&proxy, "multi/second:v1")],
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(error.to_string().contains("500"), "{error}");
+    assert_eq!(client.stats().manifest_puts, 0);
+    assert_eq!(common::count_requests(&registry, "PUT", "/manifests/"), 0);
+    assert_eq!(stored_digest(&registry, "multi/first:v1"), None);
+    assert_eq!(stored_digest(&registry, "multi/second:v1"), None);
+}

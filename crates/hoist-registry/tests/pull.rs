@@ -312,3 +312,20 @@ async fn loopback_registry_falls_back_to_http() {
 
     assert_eq!(manifest.digest, pushed[0].digest);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn untrusted_loopback_tls_is_reported() {
+    let registry = Registry::builder().tls().start().unwrap();
+    let client = hoist_registry::Client::new(
+        hoist_registry::ClientOptions::default(),
+        hoist_registry::Credentials::Anonymous,
+    );
+    let reference: ImageReference = registry.reference("base/busybox:latest").parse().unwrap();
+
+    let error = client.fetch_manifest(&reference).await.unwrap_err();
+
+    assert!(matches!(error, Error::Tls { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains(registry.host()), "{message}");
+    assert!(message.contains("certificate"), "{message}");
+}

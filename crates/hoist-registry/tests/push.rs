@@ -53,6 +53,37 @@ async fn push_and_inspect(builder: RegistryBuilder) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn blob_checks_downloads_and_manifests_use_oci_client() {
+    let registry = Registry::builder().token(USER, PASS).start().unwrap();
+    let image = busybox();
+    let reference = destination(&registry, "app/split:v1");
+    common::client_for(&registry)
+        .push(&image, std::slice::from_ref(&reference), &BTreeMap::new())
+        .await
+        .unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = hoist_registry::BlobCache::open(cache_dir.path()).unwrap();
+    common::client_for(&registry)
+        .pull(&reference, &hoist_registry::host_platform(), &cache)
+        .await
+        .unwrap();
+
+    let oci = |method, path| common::count_requests_from(&registry, method, path, "hoist/");
+    // Two blobs, each checked before and confirmed after its upload.
+    assert_eq!(oci("HEAD", "/blobs/sha256:"), 4);
+    assert_eq!(oci("PUT", "/manifests/v1"), 1);
+    assert_eq!(oci("GET", "/blobs/sha256:"), 2);
+    // Uploads and manifest reads stay on hoist's own requests.
+    assert_eq!(oci("PUT", "/blobs/uploads/"), 0);
+    assert_eq!(
+        common::count_requests(&registry, "PUT", "/blobs/uploads/"),
+        2
+    );
+    assert_eq!(oci("GET", "/manifests/"), 0);
+    assert!(common::count_requests(&registry, "GET", "/manifests/") >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn plain_registry_accepts_push() {
     push_and_inspect(Registry::builder()).await;
 }

@@ -69,3 +69,26 @@ pub fn count_requests(registry: &Registry, method: &str, path_part: &str) -> usi
         })
         .count()
 }
+
+/// Counts the requests like [`count_requests`] whose `User-Agent` starts with `agent`.
+/// `oci-client` sends `hoist/<version>` for hoist, and hoist's own requests send none.
+pub fn count_requests_from(
+    registry: &Registry,
+    method: &str,
+    path_part: &str,
+    agent: &str,
+) -> usize {
+    let log = std::fs::read_to_string(registry.log_path()).unwrap_or_default();
+    log.lines()
+        .filter(|line| line.contains("response completed"))
+        .filter(|line| line.contains(&format!("http.request.method={method} ")))
+        .filter(|line| {
+            line.contains(&format!("http.request.useragent=\"{agent}"))
+                || line.contains(&format!("http.request.useragent={agent}"))
+        })
+        .filter(|line| {
+            line.split_whitespace()
+                .any(|field| field.starts_with("http.request.uri=") && field.contains(path_part))
+        })
+        .count()
+}
