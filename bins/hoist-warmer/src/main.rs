@@ -8,13 +8,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{ArgGroup, Parser};
+use clap::builder::BoolishValueParser;
+use clap::error::ErrorKind;
+use clap::{ArgAction, ArgGroup, CommandFactory as _, Parser};
 use hoist_auth::{Environment, Keychain};
 use hoist_image::Platform;
-use hoist_registry::cli::TransportArgs;
+use hoist_registry::cli::{MirrorError, MirrorVariables, TransportArgs, collect_registry_mirrors};
 use hoist_registry::{
-    BlobCache, Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, DEFAULT_REGISTRY,
-    ImageReference, host_platform,
+    BlobCache, Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference,
+    host_platform,
 };
 
 /// Command-line arguments.
@@ -41,14 +43,18 @@ struct Args {
     /// machine's platform by default.
     #[arg(long, value_name = "PLATFORM", value_parser = Platform::parse)]
     custom_platform: Option<Platform>,
-    /// A mirror of docker.io (host or host:port) tried before it; repeatable.
+    /// A mirror (host or host:port) tried before docker.io. Repeatable, and also read from
+    /// `KANIKO_REGISTRY_MIRROR`.
     #[arg(long, value_name = "HOST")]
     registry_mirror: Vec<String>,
-    /// Mirrors tried in order before REGISTRY, separated by `;`; repeatable.
-    #[arg(long, value_name = "REGISTRY=MIRROR[;MIRROR]", value_parser = parse_registry_map)]
-    registry_map: Vec<(String, Vec<String>)>,
-    /// Fail when every mirror fails instead of pulling from the registry itself.
-    #[arg(long)]
+    /// Mirrors tried before a registry, `REGISTRY=MIRROR[;REGISTRY=MIRROR]`, as in the
+    /// `hoist` executor. Repeatable, and entries for the same registry are tried in order.
+    /// Also read from `KANIKO_REGISTRY_MAP`.
+    #[arg(long, value_name = "MAP")]
+    registry_map: Vec<String>,
+    /// Fail when every mirror fails instead of pulling from the registry itself. Takes
+    /// `--skip-default-registry-fallback` or `=true`/`=false`, as the `hoist` executor does.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
     skip_default_registry_fallback: bool,
     /// Number of blobs downloaded at the same time.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENCY)]
@@ -60,7 +66,14 @@ struct Args {
 fn main() -> ExitCode {
     init_logging();
     let args = Args::parse();
-    match run(&args) {
+    let mirrors = match registry_mirrors(&args, &MirrorVariables::from_process()) {
+        Ok(mirrors) => mirrors,
+        // A usage error like those of clap itself: the message, usage and exit status 2.
+        Err(error) => Args::command()
+            .error(ErrorKind::ValueValidation, error)
+            .exit(),
+    };
+    match run(&args, mirrors) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("hoist-warmer: {error:#}");
@@ -79,37 +92,13 @@ fn init_logging() {
         .init();
 }
 
-/// Parses `REGISTRY=MIRROR[;MIRROR]`, the form of `--registry-map`.
-fn parse_registry_map(text: &str) -> Result<(String, Vec<String>), String> {
-    let invalid = || format!("invalid registry map {text:?}: expected REGISTRY=MIRROR[;MIRROR]");
-    let (registry, mirrors) = text.split_once('=').ok_or_else(invalid)?;
-    let mirrors: Vec<String> = mirrors
-        .split(';')
-        .filter(|mirror| !mirror.is_empty())
-        .map(ToOwned::to_owned)
-        .collect();
-    if registry.is_empty() || mirrors.is_empty() {
-        return Err(invalid());
-    }
-    Ok((registry.to_owned(), mirrors))
-}
-
-/// Collects `--registry-mirror` (for docker.io) and `--registry-map` into one map.
-fn registry_mirrors(args: &Args) -> BTreeMap<String, Vec<String>> {
-    let mut mirrors: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if !args.registry_mirror.is_empty() {
-        mirrors
-            .entry(DEFAULT_REGISTRY.to_owned())
-            .or_default()
-            .extend(args.registry_mirror.iter().cloned());
-    }
-    for (registry, listed) in &args.registry_map {
-        mirrors
-            .entry(registry.clone())
-            .or_default()
-            .extend(listed.iter().cloned());
-    }
-    mirrors
+/// Collects `--registry-mirror` (for docker.io), `--registry-map` and their environment
+/// variables with the parser of the `hoist` executor.
+fn registry_mirrors(
+    args: &Args,
+    variables: &MirrorVariables,
+) -> Result<BTreeMap<String, Vec<String>>, MirrorError> {
+    collect_registry_mirrors(&args.registry_mirror, &args.registry_map, variables)
 }
 
 /// Returns the `--image` references, then the Dockerfile's base images that are not among
@@ -135,7 +124,7 @@ fn image_references(args: &Args, platform: &Platform) -> anyhow::Result<Vec<Imag
     Ok(references)
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
+fn run(args: &Args, registry_mirrors: BTreeMap<String, Vec<String>>) -> anyhow::Result<()> {
     let platform = args.custom_platform.clone().unwrap_or_else(host_platform);
     let references = image_references(args, &platform)?;
     if references.is_empty() {
@@ -146,7 +135,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let options = ClientOptions {
         transport: args.transport.options(),
         max_concurrency: args.max_concurrency.max(1),
-        registry_mirrors: registry_mirrors(args),
+        registry_mirrors,
         mirror_fallback: !args.skip_default_registry_fallback,
         ..ClientOptions::default()
     };
@@ -160,4 +149,84 @@ fn run(args: &Args) -> anyhow::Result<()> {
         println!("{reference} {}", pulled.manifest.digest);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_map_matches_executor() {
+        // The `hoist` executor's test `registry_map_reads_kaniko_format` reads the same
+        // values into the same mirrors.
+        let args = Args::try_parse_from([
+            "hoist-warmer",
+            "--image",
+            "r.example/app:1",
+            "--cache-dir",
+            "/nonexistent",
+            "--registry-map",
+            "index.docker.io=a.example;gcr.io=127.0.0.1:5000",
+            "--registry-map",
+            "gcr.io=b.example",
+            "--registry-mirror",
+            "c.example",
+        ])
+        .unwrap();
+        let variables = MirrorVariables {
+            registry_mirror: Some("d.example".to_owned()),
+            registry_map: Some("quay.io=e.example".to_owned()),
+        };
+        let expected = BTreeMap::from([
+            (
+                "docker.io".to_owned(),
+                vec![
+                    "a.example".to_owned(),
+                    "c.example".to_owned(),
+                    "d.example".to_owned(),
+                ],
+            ),
+            (
+                "gcr.io".to_owned(),
+                vec!["127.0.0.1:5000".to_owned(), "b.example".to_owned()],
+            ),
+            ("quay.io".to_owned(), vec!["e.example".to_owned()]),
+        ]);
+        assert_eq!(registry_mirrors(&args, &variables).unwrap(), expected);
+    }
+
+    #[test]
+    fn mirror_list_form_is_rejected() {
+        let args = Args::try_parse_from([
+            "hoist-warmer",
+            "--image",
+            "r.example/app:1",
+            "--cache-dir",
+            "/nonexistent",
+            "--registry-map",
+            "gcr.io=a.example;b.example",
+        ])
+        .unwrap();
+        let error = registry_mirrors(&args, &MirrorVariables::default()).unwrap_err();
+        assert!(matches!(error, MirrorError::InvalidMap { .. }), "{error}");
+    }
+
+    #[test]
+    fn fallback_flag_takes_kaniko_values() {
+        let parse = |extra: &[&str]| {
+            let base = [
+                "hoist-warmer",
+                "--image",
+                "r.example/app:1",
+                "--cache-dir",
+                "/c",
+            ];
+            let args = Args::try_parse_from(base.iter().chain(extra)).unwrap();
+            args.skip_default_registry_fallback
+        };
+        assert!(!parse(&[]));
+        assert!(parse(&["--skip-default-registry-fallback"]));
+        assert!(parse(&["--skip-default-registry-fallback=true"]));
+        assert!(!parse(&["--skip-default-registry-fallback=false"]));
+    }
 }

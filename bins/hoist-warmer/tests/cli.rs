@@ -56,7 +56,7 @@ fn warmer_pulls_through_registry_map() {
     let cache = home.path().join("cache");
     let reference = origin.reference("base/busybox:latest");
 
-    cargo_bin_cmd!("hoist-warmer")
+    warmer(home.path())
         .args(["--image", &reference])
         .arg("--cache-dir")
         .arg(&cache)
@@ -65,7 +65,66 @@ fn warmer_pulls_through_registry_map() {
         .args(["--insecure-registry", origin.host()])
         .args(["--insecure-registry", mirror.host()])
         .arg("--skip-default-registry-fallback")
-        .env("HOME", home.path())
+        .assert()
+        .success()
+        .stdout(format!("{reference} {}\n", pushed[0].digest));
+}
+
+#[test]
+fn warmer_tries_mapped_mirrors_in_order() {
+    let origin = Registry::builder().start().unwrap();
+    let empty_mirror = Registry::builder().start().unwrap();
+    let mirror = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&mirror, BaseImage::Busybox).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let reference = origin.reference("base/busybox:latest");
+    // The executor's form: one REGISTRY=MIRROR pair per entry.
+    let map = format!(
+        "{0}={1};{0}={2}",
+        origin.host(),
+        empty_mirror.host(),
+        mirror.host()
+    );
+
+    warmer(home.path())
+        .args(["--image", &reference])
+        .arg("--cache-dir")
+        .arg(home.path().join("cache"))
+        .args(["--registry-map", &map])
+        .args(["--insecure-registry", origin.host()])
+        .args(["--insecure-registry", empty_mirror.host()])
+        .args(["--insecure-registry", mirror.host()])
+        .arg("--skip-default-registry-fallback")
+        .assert()
+        .success()
+        .stdout(format!("{reference} {}\n", pushed[0].digest));
+
+    let mirror_log = std::fs::read_to_string(empty_mirror.log_path()).unwrap();
+    assert!(
+        mirror_log.contains("/v2/base/busybox/manifests/latest"),
+        "the first mirror was not tried:\n{mirror_log}"
+    );
+}
+
+#[test]
+fn warmer_reads_registry_map_variable() {
+    let origin = Registry::builder().start().unwrap();
+    let mirror = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&mirror, BaseImage::Busybox).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let reference = origin.reference("base/busybox:latest");
+
+    warmer(home.path())
+        .env(
+            "KANIKO_REGISTRY_MAP",
+            format!("{}={}", origin.host(), mirror.host()),
+        )
+        .args(["--image", &reference])
+        .arg("--cache-dir")
+        .arg(home.path().join("cache"))
+        .args(["--insecure-registry", origin.host()])
+        .args(["--insecure-registry", mirror.host()])
+        .arg("--skip-default-registry-fallback")
         .assert()
         .success()
         .stdout(format!("{reference} {}\n", pushed[0].digest));
@@ -73,12 +132,94 @@ fn warmer_pulls_through_registry_map() {
 
 #[test]
 fn invalid_registry_map_is_rejected() {
-    cargo_bin_cmd!("hoist-warmer")
+    let home = tempfile::tempdir().unwrap();
+    warmer(home.path())
         .args(["--image", "r.example/app:1", "--cache-dir", "/nonexistent"])
         .args(["--registry-map", "r.example"])
         .assert()
-        .failure()
-        .stderr(predicates::str::contains("REGISTRY=MIRROR"));
+        .code(2)
+        .stderr(predicates::str::contains("--registry-map"))
+        .stderr(predicates::str::contains(
+            "REGISTRY=MIRROR[;REGISTRY=MIRROR]",
+        ));
+}
+
+#[test]
+fn mirror_list_map_is_rejected() {
+    // `REGISTRY=MIRROR;MIRROR`, the form hoist-warmer read before it shared the
+    // executor's parser, now fails instead of being read another way.
+    let home = tempfile::tempdir().unwrap();
+    warmer(home.path())
+        .args(["--image", "r.example/app:1", "--cache-dir", "/nonexistent"])
+        .args(["--registry-map", "r.example=m1.example;m2.example"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "\"r.example=m1.example;m2.example\"",
+        ));
+}
+
+#[test]
+fn invalid_map_variable_is_rejected() {
+    let home = tempfile::tempdir().unwrap();
+    warmer(home.path())
+        .env("KANIKO_REGISTRY_MAP", "r.example")
+        .args(["--image", "r.example/app:1", "--cache-dir", "/nonexistent"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("KANIKO_REGISTRY_MAP"));
+}
+
+#[test]
+fn empty_mirror_variable_is_rejected() {
+    let home = tempfile::tempdir().unwrap();
+    warmer(home.path())
+        .env("KANIKO_REGISTRY_MIRROR", "")
+        .args(["--image", "r.example/app:1", "--cache-dir", "/nonexistent"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("KANIKO_REGISTRY_MIRROR"));
+}
+
+#[test]
+fn warmer_presents_client_certificate() {
+    let registry = Registry::builder().require_client_cert().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let reference = registry.reference("base/busybox:latest");
+    let ca = registry.ca_cert().unwrap();
+    let cert = registry.client_cert().unwrap();
+    let key = registry.client_key().unwrap();
+
+    warmer(home.path())
+        .args(["--image", &reference])
+        .arg("--cache-dir")
+        .arg(home.path().join("cache"))
+        .arg("--registry-certificate")
+        .arg(format!("{}={}", registry.host(), ca.display()))
+        .arg("--registry-client-cert")
+        .arg(format!(
+            "{}={},{}",
+            registry.host(),
+            cert.display(),
+            key.display()
+        ))
+        .assert()
+        .success()
+        .stdout(format!("{reference} {}\n", pushed[0].digest));
+}
+
+/// Returns a `hoist-warmer` command with `home` as its home directory and without the
+/// caller's credential and Kaniko mirror variables.
+fn warmer(home: &std::path::Path) -> assert_cmd::Command {
+    let mut command = cargo_bin_cmd!("hoist-warmer");
+    command
+        .env("HOME", home)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("KANIKO_REGISTRY_MIRROR")
+        .env_remove("KANIKO_REGISTRY_MAP");
+    command
 }
 
 /// Writes `text` as `Dockerfile` in `dir` and returns its path.

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use hoist_build::snapshot::{SnapshotMode, SnapshotSettings};
 use hoist_image::Platform;
-use hoist_registry::{DEFAULT_REGISTRY, ImageReference, TransportOptions, host_platform};
+use hoist_registry::cli::{MirrorVariables, collect_registry_mirrors};
+use hoist_registry::{ImageReference, TransportOptions, host_platform};
 use hoist_snapshot::Compression;
 
 use crate::args::Args;
@@ -243,53 +244,17 @@ fn transport(args: &Args, pull: bool) -> TransportOptions {
 }
 
 /// Collects `--registry-mirror` (for docker.io), `--registry-map` and their environment
-/// variables into mirrors per registry, in the order given.
+/// variables into mirrors per registry, with the parser that hoist-warmer uses too.
 fn registry_mirrors(
     args: &Args,
     env: &KanikoEnvironment,
 ) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-    let mut mirrors: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let maps = args.registry_map.iter().map(String::as_str);
-    for text in maps.chain(env.registry_map.as_deref()) {
-        for (registry, mirror) in parse_registry_map(text)? {
-            mirrors.entry(registry).or_default().push(mirror);
-        }
-    }
-    let docker_mirrors = args.registry_mirror.iter().map(String::as_str);
-    for mirror in docker_mirrors.chain(env.registry_mirror.as_deref()) {
-        if mirror.is_empty() {
-            bail!("invalid empty registry mirror: expected HOST or HOST:PORT");
-        }
-        mirrors
-            .entry(DEFAULT_REGISTRY.to_owned())
-            .or_default()
-            .push(mirror.to_owned());
-    }
+    let variables = MirrorVariables {
+        registry_mirror: env.registry_mirror.clone(),
+        registry_map: env.registry_map.clone(),
+    };
+    let mirrors = collect_registry_mirrors(&args.registry_mirror, &args.registry_map, &variables)?;
     Ok(mirrors)
-}
-
-/// Parses Kaniko's `REGISTRY=MIRROR[;REGISTRY=MIRROR]`. `index.docker.io` is the same
-/// registry as `docker.io`.
-fn parse_registry_map(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let mut entries = Vec::new();
-    for entry in text
-        .split(';')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-    {
-        let Some((registry, mirror)) = entry.split_once('=') else {
-            bail!("invalid registry map {text:?}: expected REGISTRY=MIRROR[;REGISTRY=MIRROR]");
-        };
-        if registry.is_empty() || mirror.is_empty() {
-            bail!("invalid registry map {text:?}: expected REGISTRY=MIRROR[;REGISTRY=MIRROR]");
-        }
-        let registry = match registry {
-            "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY,
-            other => other,
-        };
-        entries.push((registry.to_owned(), mirror.to_owned()));
-    }
-    Ok(entries)
 }
 
 /// Returns the layer compression; parallel gzip keeps the bytes independent of the
@@ -349,18 +314,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registry_map_takes_kaniko_format() {
-        let entries =
-            parse_registry_map("index.docker.io=a.example;gcr.io=127.0.0.1:5000").unwrap();
-        assert_eq!(
-            entries,
-            [
-                ("docker.io".to_owned(), "a.example".to_owned()),
-                ("gcr.io".to_owned(), "127.0.0.1:5000".to_owned()),
-            ]
-        );
-        assert!(parse_registry_map("gcr.io").is_err());
-        assert!(parse_registry_map("=mirror").is_err());
+    fn registry_map_reads_kaniko_format() {
+        // hoist-warmer's test `registry_map_matches_executor` reads the same values.
+        let args = Args::try_parse_from([
+            "hoist",
+            "--registry-map",
+            "index.docker.io=a.example;gcr.io=127.0.0.1:5000",
+            "--registry-map",
+            "gcr.io=b.example",
+            "--registry-mirror",
+            "c.example",
+        ])
+        .unwrap();
+        let env = KanikoEnvironment {
+            no_push: None,
+            registry_mirror: Some("d.example".to_owned()),
+            registry_map: Some("quay.io=e.example".to_owned()),
+        };
+        let expected = BTreeMap::from([
+            (
+                "docker.io".to_owned(),
+                vec![
+                    "a.example".to_owned(),
+                    "c.example".to_owned(),
+                    "d.example".to_owned(),
+                ],
+            ),
+            (
+                "gcr.io".to_owned(),
+                vec!["127.0.0.1:5000".to_owned(), "b.example".to_owned()],
+            ),
+            ("quay.io".to_owned(), vec!["e.example".to_owned()]),
+        ]);
+        assert_eq!(registry_mirrors(&args, &env).unwrap(), expected);
+    }
+
+    #[test]
+    fn registry_map_variable_is_checked() {
+        let args = Args::try_parse_from(["hoist"]).unwrap();
+        let env = KanikoEnvironment {
+            registry_map: Some("gcr.io".to_owned()),
+            ..KanikoEnvironment::default()
+        };
+        let message = registry_mirrors(&args, &env).unwrap_err().to_string();
+        assert!(message.contains("KANIKO_REGISTRY_MAP"), "{message}");
+        assert!(message.contains("REGISTRY=MIRROR"), "{message}");
     }
 
     #[test]

@@ -69,12 +69,22 @@ impl TransportOptions {
                 builder = builder.add_root_certificate(certificate);
             }
         }
-        if let Some((cert, key)) = self.client_certificates.get(registry) {
+        let client_certificate = self.client_certificates.get(registry);
+        if let Some((cert, key)) = client_certificate {
             builder = builder.identity(read_identity(cert, key).map_err(invalid)?);
         }
-        builder
-            .build()
-            .map_err(|error| invalid(format!("building the HTTP client: {error}")))
+        builder.build().map_err(|error| {
+            let reason = error_with_sources(&error);
+            match client_certificate {
+                // The TLS setup fails here when the key does not belong to the certificate.
+                Some((cert, key)) => invalid(format!(
+                    "building the HTTP client with client certificate {} and key {}: {reason}",
+                    cert.display(),
+                    key.display()
+                )),
+                None => invalid(format!("building the HTTP client: {reason}")),
+            }
+        })
     }
 }
 
@@ -100,6 +110,19 @@ pub fn parse_client_certificate(
     Ok((host.to_owned(), (PathBuf::from(cert), PathBuf::from(key))))
 }
 
+/// Returns the message of `error` followed by those of its sources, which is where reqwest
+/// puts the TLS library's reason.
+fn error_with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Reads a client certificate and its key into one identity.
 fn read_identity(cert: &PathBuf, key: &PathBuf) -> std::result::Result<reqwest::Identity, String> {
     let mut pem = std::fs::read(cert)
@@ -108,12 +131,13 @@ fn read_identity(cert: &PathBuf, key: &PathBuf) -> std::result::Result<reqwest::
         .map_err(|error| format!("reading client key {}: {error}", key.display()))?;
     pem.push(b'\n');
     pem.extend_from_slice(&key_pem);
-    // The message of reqwest's error names no key material.
+    // The messages of reqwest's error and its sources name no key material.
     reqwest::Identity::from_pem(&pem).map_err(|error| {
         format!(
-            "parsing client certificate {} with key {}: {error}",
+            "parsing client certificate {} with key {}: {}",
             cert.display(),
-            key.display()
+            key.display(),
+            error_with_sources(&error)
         )
     })
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
 use crate::error::{Error, Result, io_error};
 
@@ -90,8 +90,21 @@ impl RegistryClient {
         ca_cert: Option<&Path>,
         credentials: Option<(&str, &str)>,
     ) -> Result<Self> {
+        let tls = AgentTls {
+            ca_cert,
+            client_cert: None,
+        };
+        Self::with_tls(base_url, tls, credentials)
+    }
+
+    /// Creates a client for `base_url` with the CA and client certificate of `tls`.
+    pub(crate) fn with_tls(
+        base_url: &str,
+        tls: AgentTls<'_>,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Self> {
         Ok(Self {
-            agent: agent(ca_cert, REQUEST_TIMEOUT)?,
+            agent: agent(tls, REQUEST_TIMEOUT)?,
             base_url: base_url.trim_end_matches('/').to_owned(),
             credentials: credentials.map(|(user, pass)| (user.to_owned(), pass.to_owned())),
         })
@@ -220,26 +233,44 @@ impl RegistryClient {
 /// The maximum time of one request of a [`RegistryClient`], body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Builds an agent that trusts `ca_cert` (when given), gives up on a
-/// request after `timeout` and returns error statuses as responses.
-pub(crate) fn agent(ca_cert: Option<&Path>, timeout: Duration) -> Result<ureq::Agent> {
-    let mut tls = TlsConfig::builder();
-    if let Some(path) = ca_cert {
-        let pem = std::fs::read(path).map_err(io_error("read", path))?;
-        let certificate = Certificate::from_pem(&pem).map_err(|error| {
-            Error::InvalidSetup(format!(
-                "invalid CA certificate {}: {error}",
-                path.display()
-            ))
+/// The TLS files of an agent.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AgentTls<'a> {
+    /// PEM CA certificate trusted in place of the usual roots.
+    pub(crate) ca_cert: Option<&'a Path>,
+    /// PEM client certificate and PEM private key presented to the server.
+    pub(crate) client_cert: Option<(&'a Path, &'a Path)>,
+}
+
+/// Builds an agent with the CA and client certificate of `tls` (when given), which gives
+/// up on a request after `timeout` and returns error statuses as responses.
+pub(crate) fn agent(tls: AgentTls<'_>, timeout: Duration) -> Result<ureq::Agent> {
+    let mut config = TlsConfig::builder();
+    if let Some(path) = tls.ca_cert {
+        let certificate = read_certificate(path, "CA certificate")?;
+        config = config.root_certs(RootCerts::Specific(Arc::new(vec![certificate])));
+    }
+    if let Some((cert, key)) = tls.client_cert {
+        let certificate = read_certificate(cert, "client certificate")?;
+        let pem = std::fs::read(key).map_err(io_error("read", key))?;
+        let key = PrivateKey::from_pem(&pem).map_err(|error| {
+            Error::InvalidSetup(format!("invalid client key {}: {error}", key.display()))
         })?;
-        tls = tls.root_certs(RootCerts::Specific(Arc::new(vec![certificate])));
+        config = config.client_cert(Some(ClientCert::new_with_certs(&[certificate], key)));
     }
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(timeout))
-        .tls_config(tls.build())
+        .tls_config(config.build())
         .build();
     Ok(ureq::Agent::new_with_config(config))
+}
+
+/// Reads the first certificate of a PEM file. `what` names the file in the error.
+fn read_certificate(path: &Path, what: &str) -> Result<Certificate<'static>> {
+    let pem = std::fs::read(path).map_err(io_error("read", path))?;
+    Certificate::from_pem(&pem)
+        .map_err(|error| Error::InvalidSetup(format!("invalid {what} {}: {error}", path.display())))
 }
 
 /// Reads a whole response, or turns a transport failure into [`Error::Http`].

@@ -1,6 +1,7 @@
 //! A CNCF distribution 2.8 registry (`docker-registry serve`) on a free
 //! loopback port, with its config, storage, certificates and log in a
 //! temporary directory that is removed when the [`Registry`] is dropped.
+//! Over TLS it can also require a client certificate.
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -15,8 +16,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tempfile::TempDir;
 
-use crate::certs::{TlsFiles, make_signing_files, make_tls_files, random_hex};
-use crate::client::RegistryClient;
+use crate::certs::{
+    ClientCertFiles, TlsFiles, add_client_cert_to_trust_dir, make_client_cert_files,
+    make_signing_files, make_tls_files, random_hex,
+};
+use crate::client::{AgentTls, RegistryClient};
 use crate::error::{Error, Result, io_error};
 use crate::process::{file_tail, run_with_input, spawn_tied_to_process, stop};
 use crate::token_server::{ISSUER, SERVICE, TokenServer};
@@ -74,6 +78,7 @@ impl std::fmt::Debug for AuthSetup {
 #[derive(Debug, Clone)]
 pub struct RegistryBuilder {
     tls: bool,
+    client_cert: bool,
     auth: AuthSetup,
     token_lifetime: Duration,
     exact_token_expiry: bool,
@@ -84,6 +89,18 @@ impl RegistryBuilder {
     /// Serves HTTPS with a certificate from a CA made for this registry.
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Serves HTTPS (as [`tls`](Self::tls) does) and requires a client certificate
+    /// signed by a client CA made for this registry: distribution's `http.tls.clientcas`,
+    /// which rejects a TLS handshake without such a certificate.
+    ///
+    /// [`Registry::client_cert`] and [`Registry::client_key`] return the certificate and
+    /// its key, and [`Registry::cert_dir`] contains them for skopeo and buildah.
+    pub fn require_client_cert(mut self) -> Self {
+        self.tls = true;
+        self.client_cert = true;
         self
     }
 
@@ -158,9 +175,16 @@ impl RegistryBuilder {
     }
 
     fn make_tls(&self, dir: &Path) -> Result<Option<TlsFiles>> {
-        self.tls
-            .then(|| make_tls_files(&dir.join("certs")))
-            .transpose()
+        if !self.tls {
+            return Ok(None);
+        }
+        let mut tls = make_tls_files(&dir.join("certs"))?;
+        if self.client_cert {
+            let client = make_client_cert_files(&dir.join("client-certs"))?;
+            add_client_cert_to_trust_dir(&tls.trust_dir, &client)?;
+            tls.client = Some(client);
+        }
+        Ok(Some(tls))
     }
 
     /// Writes the auth files, starts the token server when needed, and
@@ -233,6 +257,7 @@ impl Registry {
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder {
             tls: false,
+            client_cert: false,
             auth: AuthSetup::Anonymous,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             exact_token_expiry: false,
@@ -307,10 +332,30 @@ impl Registry {
         self.tls.as_ref().map(|tls| tls.ca_cert.as_path())
     }
 
-    /// Returns a directory that contains only `ca.crt`, for `--cert-dir` of
-    /// skopeo and buildah, for TLS registries.
+    /// Returns a directory for `--cert-dir` of skopeo and buildah, for TLS registries. It
+    /// contains `ca.crt` and, when the registry requires a client certificate,
+    /// `client.cert` and `client.key`.
     pub fn cert_dir(&self) -> Option<&Path> {
         self.tls.as_ref().map(|tls| tls.trust_dir.as_path())
+    }
+
+    /// Returns the PEM client certificate, for registries that require one.
+    pub fn client_cert(&self) -> Option<&Path> {
+        self.client_files().map(|client| client.cert.as_path())
+    }
+
+    /// Returns the PEM private key (PKCS#8) of [`client_cert`](Self::client_cert).
+    pub fn client_key(&self) -> Option<&Path> {
+        self.client_files().map(|client| client.key.as_path())
+    }
+
+    /// Returns the PEM certificate of the CA that signs accepted client certificates.
+    pub fn client_ca_cert(&self) -> Option<&Path> {
+        self.client_files().map(|client| client.ca_cert.as_path())
+    }
+
+    fn client_files(&self) -> Option<&ClientCertFiles> {
+        self.tls.as_ref().and_then(|tls| tls.client.as_ref())
     }
 
     /// User name and password, for registries with htpasswd or token auth.
@@ -385,10 +430,11 @@ impl Registry {
         }
     }
 
-    /// Returns an HTTP client that trusts this registry's CA and follows
-    /// its auth challenges with its credentials.
+    /// Returns an HTTP client that trusts this registry's CA, presents its
+    /// client certificate (if it requires one) and follows its auth challenges
+    /// with its credentials.
     pub fn client(&self) -> Result<RegistryClient> {
-        RegistryClient::new(&self.url, self.ca_cert(), self.credentials())
+        RegistryClient::with_tls(&self.url, agent_tls(self.tls.as_ref()), self.credentials())
     }
 }
 
@@ -476,6 +522,13 @@ fn config_yaml(dir: &Path, port: u16, tls: Option<&TlsFiles>, auth_yaml: &str) -
             yaml_path(&tls.server_cert),
             yaml_path(&tls.server_key)
         );
+        if let Some(client) = &tls.client {
+            let _ = write!(
+                yaml,
+                "    clientcas:\n      - {}\n",
+                yaml_path(&client.ca_cert)
+            );
+        }
     }
     yaml.push_str(auth_yaml);
     Ok(yaml)
@@ -526,8 +579,7 @@ fn wait_until_ready(
     tls: Option<&TlsFiles>,
     log: &Path,
 ) -> Result<()> {
-    let ca_cert = tls.map(|tls| tls.ca_cert.as_path());
-    let agent = crate::client::agent(ca_cert, PROBE_TIMEOUT)?;
+    let agent = crate::client::agent(agent_tls(tls), PROBE_TIMEOUT)?;
     let probe = format!("{url}/v2/");
     let started = Instant::now();
     while started.elapsed() < READY_TIMEOUT {
@@ -550,4 +602,18 @@ fn wait_until_ready(
         seconds: READY_TIMEOUT.as_secs(),
         log_tail: file_tail(log),
     })
+}
+
+/// Returns the CA and client certificate that a client of a registry with `tls` needs.
+fn agent_tls(tls: Option<&TlsFiles>) -> AgentTls<'_> {
+    let Some(tls) = tls else {
+        return AgentTls::default();
+    };
+    AgentTls {
+        ca_cert: Some(&tls.ca_cert),
+        client_cert: tls
+            .client
+            .as_ref()
+            .map(|client| (client.cert.as_path(), client.key.as_path())),
+    }
 }

@@ -1,7 +1,9 @@
 //! Every registry variant accepts both base images in all four manifest
 //! forms and serves each manifest back under its pushed digest.
 
-use hoist_testkit::{AuthKind, ManifestForm, PushedImage, Registry, RegistryBuilder};
+use hoist_testkit::{
+    AuthKind, ManifestForm, PushedImage, Registry, RegistryBuilder, RegistryClient,
+};
 
 const USER: &str = "tester";
 const PASS: &str = "s3cret-pass";
@@ -18,7 +20,7 @@ fn check_push_and_fetch(builder: RegistryBuilder) {
     }
 }
 
-fn check_manifest(client: &hoist_testkit::RegistryClient, image: &PushedImage) {
+fn check_manifest(client: &RegistryClient, image: &PushedImage) {
     let response = client
         .get_manifest(&image.repository, &image.tag)
         .expect("manifest request");
@@ -149,4 +151,66 @@ fn plain_registry_needs_no_credentials() {
     assert_eq!(registry.ca_cert(), None);
     let response = registry.client().unwrap().get("/v2/", &[]).unwrap();
     assert_eq!(response.status, 200);
+}
+
+#[test]
+fn client_cert_registry_serves_pushed_manifests() {
+    let registry = Registry::builder()
+        .require_client_cert()
+        .htpasswd(USER, PASS)
+        .start()
+        .unwrap();
+    let pushed =
+        hoist_testkit::push_base_image(&registry, hoist_testkit::BaseImage::Busybox).unwrap();
+    let client = registry.client().unwrap();
+    for image in &pushed {
+        check_manifest(&client, image);
+    }
+}
+
+#[test]
+fn client_cert_registry_rejects_bare_tls() {
+    let registry = Registry::builder().require_client_cert().start().unwrap();
+    assert!(registry.url().starts_with("https://"), "{}", registry.url());
+    let with_cert = registry.client().unwrap().get("/v2/", &[]).unwrap();
+    assert_eq!(with_cert.status, 200);
+
+    let without_cert = RegistryClient::new(registry.url(), registry.ca_cert(), None).unwrap();
+    let error = without_cert.get("/v2/", &[]).unwrap_err();
+    let chain = error_chain(&error);
+    assert!(chain.contains(registry.url()), "{chain}");
+    assert!(chain.to_lowercase().contains("certificate"), "{chain}");
+}
+
+#[test]
+fn client_cert_files_exist_only_when_required() {
+    let registry = Registry::builder().require_client_cert().start().unwrap();
+    for path in [
+        registry.client_cert().unwrap(),
+        registry.client_key().unwrap(),
+        registry.client_ca_cert().unwrap(),
+    ] {
+        assert!(path.is_file(), "{}", path.display());
+    }
+    let cert_dir = registry.cert_dir().unwrap();
+    for name in ["ca.crt", "client.cert", "client.key"] {
+        assert!(cert_dir.join(name).is_file(), "{name}");
+    }
+
+    let plain_tls = Registry::builder().tls().start().unwrap();
+    assert_eq!(plain_tls.client_cert(), None);
+    assert_eq!(plain_tls.client_key(), None);
+    assert!(!plain_tls.cert_dir().unwrap().join("client.key").exists());
+}
+
+/// Joins the messages of `error` and its sources.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
