@@ -163,7 +163,7 @@ impl Client {
                     );
                     scheme = "http";
                 }
-                HttpsProbe::Untrusted(reason) => {
+                HttpsProbe::Failed(reason) => {
                     return Err(Error::Tls {
                         registry: registry.to_owned(),
                         reason,
@@ -211,16 +211,17 @@ fn is_loopback(host: &str) -> bool {
 enum HttpsProbe {
     /// The registry responded to `GET /v2/` over HTTPS, with any status.
     Answers,
-    /// The registry completes a TLS handshake only without certificate checks, so its
-    /// certificate is not trusted. Contains the error of the verified attempt.
-    Untrusted(String),
-    /// No TLS server responded: no server at all, or one that speaks plain HTTP.
+    /// A TLS server is listening, but the handshake failed: an untrusted certificate, or a
+    /// client certificate that the server requires and did not get. Contains the error of
+    /// the verified attempt.
+    Failed(String),
+    /// No TLS server responded, and the registry responds over plain HTTP.
     Silent,
 }
 
-/// Sends `GET https://host/v2/`, and when that fails, once more without certificate
-/// checks, to tell a plain HTTP registry from a TLS one with an untrusted certificate.
-/// Neither request carries credentials.
+/// Sends `GET https://host/v2/`. When that fails, distinguishes a plain HTTP registry from a
+/// TLS one whose handshake failed: once more over HTTPS without certificate checks, then over
+/// plain HTTP. None of the requests carries credentials.
 async fn probe_https(http: &reqwest::Client, host: &str) -> HttpsProbe {
     let url = format!("https://{host}/v2/");
     let error = match http.get(&url).send().await {
@@ -228,16 +229,22 @@ async fn probe_https(http: &reqwest::Client, host: &str) -> HttpsProbe {
         Err(error) => error.without_url(),
     };
     tracing::debug!(host, error = %error_chain(&error), "HTTPS probe failed");
-    let unverified = reqwest::Client::builder()
+    let Ok(unverified) = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
         .connect_timeout(CONNECT_TIMEOUT)
-        .build();
-    let Ok(unverified) = unverified else {
-        return HttpsProbe::Silent;
+        .build()
+    else {
+        return HttpsProbe::Failed(error_chain(&error));
     };
-    match unverified.get(&url).send().await {
-        Ok(_) => HttpsProbe::Untrusted(error_chain(&error)),
-        Err(_) => HttpsProbe::Silent,
+    if unverified.get(&url).send().await.is_ok() {
+        return HttpsProbe::Failed(error_chain(&error));
+    }
+    // A TLS server that rejects the handshake even without certificate checks (it wants a
+    // client certificate) responds to plain HTTP with 400, as the Go TLS server of the
+    // CNCF distribution registry does.
+    match unverified.get(format!("http://{host}/v2/")).send().await {
+        Ok(response) if response.status() != reqwest::StatusCode::BAD_REQUEST => HttpsProbe::Silent,
+        _ => HttpsProbe::Failed(error_chain(&error)),
     }
 }
 

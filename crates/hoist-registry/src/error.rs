@@ -28,8 +28,9 @@ pub enum Error {
     /// speaks TLS with a certificate that is not trusted, so plain HTTP is not tried.
     #[error(
         "TLS connection to registry {registry} failed: {reason}. Trust its CA with \
-         --registry-certificate {registry}=CA.pem, or accept its certificate with \
-         --skip-tls-verify-registry {registry}"
+         --registry-certificate {registry}=CA.pem (or skip the check with \
+         --skip-tls-verify-registry {registry}), or give the client certificate it \
+         requires with --registry-client-cert {registry}=CERT,KEY"
     )]
     Tls {
         /// The registry host.

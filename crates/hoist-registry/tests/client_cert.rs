@@ -153,11 +153,7 @@ async fn pull_with_foreign_cert_fails() {
     assert!(chain.contains(registry.host()), "{chain}");
 }
 
-// TODO: un-ignore once the client keeps HTTPS for a loopback registry whose TLS handshake
-// fails. `Client::api` in client.rs probes `https://HOST/v2/` and falls back to plain HTTP
-// on any error, so the push fails with "returned HTTP 400" and the TLS alert is lost.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "client.rs falls back to plain HTTP after a failed TLS handshake on loopback"]
 async fn missing_client_cert_error_names_tls() {
     let registry = client_cert_registry();
     let client = Client::new(common::options_for(&registry), Credentials::Anonymous);
@@ -167,9 +163,10 @@ async fn missing_client_cert_error_names_tls() {
         .expect_err("the registry rejects a client without a certificate");
 
     let chain = error_chain(&error);
-    assert!(matches!(error, Error::Request { .. }), "{chain}");
+    assert!(matches!(error, Error::Tls { .. }), "{chain}");
     assert!(chain.contains(registry.host()), "{chain}");
     assert!(chain.contains("fatal alert: BadCertificate"), "{chain}");
+    assert!(chain.contains("--registry-client-cert"), "{chain}");
 }
 
 /// Sends `GET /v2/` with the HTTP client of `options` and returns the error chain.
