@@ -145,7 +145,18 @@ fn run(args: &Args, registry_mirrors: BTreeMap<String, Vec<String>>) -> anyhow::
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     for reference in &references {
         let pulled = runtime.block_on(client.pull(reference, &platform, &cache))?;
-        cache.record_reference(reference, &platform, &pulled.manifest_descriptor())?;
+        // A reference to a single image (no index) yields that image whatever the requested
+        // platform, so the cache records the platform its config states.
+        let image_platform = pulled.image.config().platform();
+        if !platform.matches(&image_platform) {
+            tracing::warn!(
+                %reference,
+                requested = %platform,
+                image = %image_platform,
+                "the image is built for another platform than requested"
+            );
+        }
+        cache.record_reference(reference, &image_platform, &pulled.manifest_descriptor())?;
         println!("{reference} {}", pulled.manifest.digest);
     }
     Ok(())

@@ -328,3 +328,32 @@ fn image_or_dockerfile_required() {
         .stderr(predicates::str::contains("--image"))
         .stderr(predicates::str::contains("--dockerfile"));
 }
+
+#[test]
+fn single_image_records_its_own_platform() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let manifest = pushed.iter().find(|image| image.tag == "latest").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+
+    let output = warmer(home.path())
+        .args(["--image", &manifest.reference])
+        .args(["--custom-platform", "linux/s390x"])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--insecure-registry", registry.host()])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another platform"), "{stderr}");
+    let cache_index = std::fs::read_to_string(cache.join("index.json")).unwrap();
+    assert!(
+        cache_index.contains(r#""architecture":"amd64""#),
+        "{cache_index}"
+    );
+    assert!(!cache_index.contains("s390x"), "{cache_index}");
+}
