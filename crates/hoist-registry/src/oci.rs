@@ -143,11 +143,11 @@ fn extra_roots(
     let Some(path) = options.registry_certificates.get(registry) else {
         return Ok(Vec::new());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("reading CA {}: {error}", path.display()))?;
+    let bytes = crate::transport::read_pem_file(path, "CA")?;
+    let text = String::from_utf8_lossy(&bytes);
     let blocks = pem_certificates(&text);
     if blocks.is_empty() {
-        return Err(format!("CA {} holds no PEM certificate", path.display()));
+        return Err(format!("CA {} contains no PEM certificate", path.display()));
     }
     Ok(blocks
         .into_iter()

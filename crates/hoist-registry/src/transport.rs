@@ -2,7 +2,8 @@
 //! certificates.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -61,10 +62,15 @@ impl TransportOptions {
             .redirect(reqwest::redirect::Policy::limited(10));
 
         if let Some(path) = self.registry_certificates.get(registry) {
-            let pem = std::fs::read(path)
-                .map_err(|error| invalid(format!("reading CA {}: {error}", path.display())))?;
+            let pem = read_pem_file(path, "CA").map_err(invalid)?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|error| invalid(format!("parsing CA {}: {error}", path.display())))?;
+            if certificates.is_empty() {
+                return Err(invalid(format!(
+                    "CA {} contains no PEM certificate",
+                    path.display()
+                )));
+            }
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
             }
@@ -124,11 +130,31 @@ fn error_with_sources(error: &dyn std::error::Error) -> String {
 }
 
 /// Reads a client certificate and its key into one identity.
-fn read_identity(cert: &PathBuf, key: &PathBuf) -> std::result::Result<reqwest::Identity, String> {
-    let mut pem = std::fs::read(cert)
-        .map_err(|error| format!("reading client certificate {}: {error}", cert.display()))?;
-    let key_pem = std::fs::read(key)
-        .map_err(|error| format!("reading client key {}: {error}", key.display()))?;
+/// The largest certificate or key file read; a CA bundle of every public root is about
+/// 200 KiB.
+const MAX_PEM_FILE: u64 = 4 << 20;
+
+/// Reads a PEM file (`kind` names it in errors) of at most [`MAX_PEM_FILE`] bytes, so that a
+/// path such as `/dev/zero` fails instead of filling memory.
+pub(crate) fn read_pem_file(path: &Path, kind: &str) -> std::result::Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path)
+        .map_err(|error| format!("reading {kind} {}: {error}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("reading {kind} {}: {error}", path.display()))?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(format!(
+            "{kind} {} is larger than {MAX_PEM_FILE} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+fn read_identity(cert: &Path, key: &Path) -> std::result::Result<reqwest::Identity, String> {
+    let mut pem = read_pem_file(cert, "client certificate")?;
+    let key_pem = read_pem_file(key, "client key")?;
     pem.push(b'\n');
     pem.extend_from_slice(&key_pem);
     // The messages of reqwest's error and its sources name no key material.
@@ -201,5 +227,39 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("registry.example"), "{message}");
         assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+    }
+
+    fn ca_error(path: &Path) -> String {
+        let options = TransportOptions {
+            registry_certificates: BTreeMap::from([(
+                "registry.example".to_owned(),
+                path.to_path_buf(),
+            )]),
+            ..TransportOptions::default()
+        };
+        options
+            .http_client("registry.example")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn ca_file_without_certificate_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+
+        let message = ca_error(&path);
+
+        assert!(message.contains("contains no PEM certificate"), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+    }
+
+    #[test]
+    fn endless_ca_file_rejected() {
+        let message = ca_error(Path::new("/dev/zero"));
+
+        assert!(message.contains("larger than"), "{message}");
+        assert!(message.contains("/dev/zero"), "{message}");
     }
 }
