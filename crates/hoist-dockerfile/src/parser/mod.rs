@@ -84,7 +84,7 @@ pub enum ParseErrorKind {
         name: String,
     },
     /// A heredoc delimiter word cannot be lexed.
-    #[error("invalid heredoc delimiter {word:?}: {source}")]
+    #[error("invalid heredoc delimiter {word:?}")]
     InvalidHeredoc {
         /// The `<<` word as written.
         word: String,
