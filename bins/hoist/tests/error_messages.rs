@@ -116,3 +116,77 @@ fn unreachable_base_registry_reads_once() {
     assert!(lines[0].contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert_eq!(repeated_pieces(lines[0]), Vec::<String>::new(), "{stderr}");
 }
+
+#[test]
+fn oversized_environment_names_e2big() {
+    let registry = support::plain_registry();
+    let value = "x".repeat(60 * 1024);
+    let dockerfile = format!(
+        "FROM {{REGISTRY}}/base/busybox:latest\nENV A={value}\nENV B={value}\nENV C={value}\n\
+         RUN true\n"
+    );
+    let output = run(&dockerfile, registry.host(), &[]);
+    assert_error_reads_once(
+        &output,
+        1,
+        "Dockerfile:5: RUN true: argument list or environment too long",
+    );
+}
+
+/// A tmpfs mounted on a temporary directory, unmounted on drop.
+struct SmallFilesystem {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFilesystem {
+    fn mount(size: &str) -> Self {
+        let dir = support::temporary_dir();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "hoist-test"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs on {}", dir.path().display());
+        Self { dir }
+    }
+}
+
+impl Drop for SmallFilesystem {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Extracts a 1 MiB context into a 64 KiB tmpfs, which needs root to mount.
+#[test]
+fn full_disk_during_extraction_is_run_failure() {
+    let small = SmallFilesystem::mount("64k");
+    let home = support::temporary_dir();
+    let tarball = home.path().join("context.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&tarball).expect("create tarball"));
+    let content = vec![b'x'; 1024 * 1024];
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "big.bin", content.as_slice())
+        .expect("append entry");
+    builder.finish().expect("finish tarball");
+
+    let context = format!("tar://{}", tarball.display());
+    let kaniko_dir = small.dir.path().display().to_string();
+    let output = run(
+        "FROM scratch\n",
+        "",
+        &["--context", &context, "--kaniko-dir", &kaniko_dir],
+    );
+    assert_error_reads_once(&output, 1, "cannot extract the context tarball");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}
