@@ -24,7 +24,7 @@ use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform};
 use hoist_registry::{Client, ClientOptions, Credentials, RetryPolicy};
 
 use crate::args::Args;
-use crate::logging::LogSettings;
+use crate::logging::{LogSettings, report};
 use crate::options::{KanikoEnvironment, Options};
 
 /// Exit status of a usage error: an invalid flag, destination or input path.
@@ -56,6 +56,9 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    // Errors are reported as one line of causes, each printed once: library errors leave
+    // their source's text out of their own message, and `report` skips a cause whose text
+    // the line already contains (see `logging::error_line`).
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(error)) => {
@@ -95,39 +98,6 @@ fn command_line_error(error: &clap::Error) -> ExitCode {
         .unwrap_or_default();
     eprintln!("hoist: error: {message}{tip}; see hoist --help");
     ExitCode::from(USAGE_ERROR)
-}
-
-/// Prints the error and its causes on one line.
-fn report(log: &LogSettings, error: &anyhow::Error) {
-    let message = error_line(error);
-    if log.is_json() {
-        tracing::error!(error = %message, "hoist failed");
-    } else {
-        eprintln!("hoist: error: {message}");
-    }
-}
-
-/// Joins the error and its causes, outermost first, with `: `.
-///
-/// Each cause is printed once: the libraries of hoist leave a source's text out of the
-/// message of the error that wraps it, so the chain is the only place it appears. Errors
-/// that still repeat their source's text, such as those of hoist-registry and some
-/// third-party crates, are caught here: a cause whose text the line already contains is
-/// skipped.
-fn error_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string().replace('\n', " ");
-        let text = text.trim();
-        if line.contains(text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(text);
-    }
-    line
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
@@ -320,55 +290,4 @@ fn build(
     };
     let output = hoist_build::stage::build(&planned.plan, &settings, &sandbox, &planned.bases)?;
     Ok(output)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An error whose message repeats its source's text, as some dependencies write them.
-    #[derive(Debug)]
-    struct Repeating {
-        source: std::io::Error,
-    }
-
-    impl std::fmt::Display for Repeating {
-        fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(formatter, "push failed: {}", self.source)
-        }
-    }
-
-    impl std::error::Error for Repeating {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.source)
-        }
-    }
-
-    #[test]
-    fn error_line_joins_causes() {
-        let error = anyhow::Error::new(std::io::Error::other("disk on fire"))
-            .context("failed to write /out/digest");
-        assert_eq!(
-            error_line(&error),
-            "failed to write /out/digest: disk on fire"
-        );
-    }
-
-    #[test]
-    fn error_line_skips_repeated_cause() {
-        let error = anyhow::Error::new(Repeating {
-            source: std::io::Error::other("connection refused"),
-        })
-        .context("cannot push to 127.0.0.1:5000/app");
-        assert_eq!(
-            error_line(&error),
-            "cannot push to 127.0.0.1:5000/app: push failed: connection refused"
-        );
-    }
-
-    #[test]
-    fn error_line_keeps_one_line() {
-        let error = anyhow::anyhow!("first\nsecond").context("outer");
-        assert_eq!(error_line(&error), "outer: first second");
-    }
 }
