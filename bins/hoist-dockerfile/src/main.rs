@@ -109,9 +109,18 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
     })
 }
 
-/// Prints a Dockerfile error as `FILE:LINE: message` and returns exit code 1.
-fn report(error: &dyn std::error::Error) -> ExitCode {
-    eprintln!("{error}");
+/// Prints a Dockerfile error as `FILE:LINE: message`, followed by its causes, and returns
+/// exit code 1. Library errors leave their causes out of their own message, so each is
+/// printed once.
+fn report(error: &(dyn std::error::Error + 'static)) -> ExitCode {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        cause = error.source();
+    }
+    eprintln!("{message}");
     ExitCode::FAILURE
 }
 

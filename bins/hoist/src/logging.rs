@@ -1,4 +1,5 @@
-//! The build log on standard error: `text`, `color` or `json`, with or without times.
+//! The build log on standard error: `text`, `color` or `json`, with or without times, and
+//! the error line that ends a failed run.
 
 use tracing_subscriber::EnvFilter;
 
@@ -36,5 +37,89 @@ pub(crate) fn init(settings: &LogSettings) {
         ("json", false) => builder.json().flatten_event(true).without_time().init(),
         (format, true) => builder.with_ansi(format == "color").init(),
         (format, false) => builder.with_ansi(format == "color").without_time().init(),
+    }
+}
+
+/// Prints the error and its causes on one line.
+pub(crate) fn report(log: &LogSettings, error: &anyhow::Error) {
+    let message = error_line(error);
+    if log.is_json() {
+        tracing::error!(error = %message, "hoist failed");
+    } else {
+        eprintln!("hoist: error: {message}");
+    }
+}
+
+/// Joins the error and its causes, outermost first, with `: `.
+///
+/// Each cause is printed once: the libraries of hoist leave a source's text out of the
+/// message of the error that wraps it, so the chain is the only place it appears. Errors
+/// that still repeat their source's text, such as those of hoist-registry and some
+/// third-party crates, are caught here: a cause whose text the line already contains is
+/// skipped.
+fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        let text = text.trim();
+        if line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose message repeats its source's text, as some dependencies write them.
+    #[derive(Debug)]
+    struct Repeating {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Repeating {
+        fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(formatter, "push failed: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Repeating {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn error_line_joins_causes() {
+        let error = anyhow::Error::new(std::io::Error::other("disk on fire"))
+            .context("failed to write /out/digest");
+        assert_eq!(
+            error_line(&error),
+            "failed to write /out/digest: disk on fire"
+        );
+    }
+
+    #[test]
+    fn error_line_skips_repeated_cause() {
+        let error = anyhow::Error::new(Repeating {
+            source: std::io::Error::other("connection refused"),
+        })
+        .context("cannot push to 127.0.0.1:5000/app");
+        assert_eq!(
+            error_line(&error),
+            "cannot push to 127.0.0.1:5000/app: push failed: connection refused"
+        );
+    }
+
+    #[test]
+    fn error_line_keeps_one_line() {
+        let error = anyhow::anyhow!("first\nsecond").context("outer");
+        assert_eq!(error_line(&error), "outer: first second");
     }
 }

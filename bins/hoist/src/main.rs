@@ -3,7 +3,6 @@
 //! the image to every destination.
 
 mod args;
-mod context;
 mod logging;
 mod options;
 mod publish;
@@ -16,6 +15,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hoist_auth::{Environment, Keychain};
 use hoist_build::bases::{PlannedBuild, plan_build};
+use hoist_build::context::{self, ContextError, PreparedContext};
+use hoist_build::output::{self, CreationTime};
 use hoist_build::sandbox::Sandbox;
 use hoist_build::source::{RegistrySource, RegistrySourceOptions};
 use hoist_build::stage::{BuildOutput, BuildSettings};
@@ -23,8 +24,7 @@ use hoist_dockerfile::stages::{BuildOptions, Platform as PlanPlatform};
 use hoist_registry::{Client, ClientOptions, Credentials, RetryPolicy};
 
 use crate::args::Args;
-use crate::context::PreparedContext;
-use crate::logging::LogSettings;
+use crate::logging::{LogSettings, report};
 use crate::options::{KanikoEnvironment, Options};
 
 /// Exit status of a usage error: an invalid flag, destination or input path.
@@ -56,6 +56,9 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    // Errors are reported as one line of causes, each printed once: library errors leave
+    // their source's text out of their own message, and `report` skips a cause whose text
+    // the line already contains (see `logging::error_line`).
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(error)) => {
@@ -97,16 +100,6 @@ fn command_line_error(error: &clap::Error) -> ExitCode {
     ExitCode::from(USAGE_ERROR)
 }
 
-/// Prints the error and its causes on one line.
-fn report(log: &LogSettings, error: &anyhow::Error) {
-    let message = format!("{error:#}").replace('\n', " ");
-    if log.is_json() {
-        tracing::error!(error = %message, "hoist failed");
-    } else {
-        eprintln!("hoist: error: {message}");
-    }
-}
-
 fn run(args: &Args) -> Result<(), Failure> {
     let started = Instant::now();
     let options =
@@ -116,7 +109,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         options.context_sub_path.as_deref(),
         &options.work_parent,
     )
-    .map_err(Failure::Usage)?;
+    .map_err(context_failure)?;
     let dockerfile = resolve_dockerfile(&options.dockerfile, &context).map_err(Failure::Usage)?;
     let file = read_dockerfile(&dockerfile).map_err(Failure::Run)?;
 
@@ -132,8 +125,17 @@ fn run(args: &Args) -> Result<(), Failure> {
     let source = base_image_source(&options).map_err(Failure::Run)?;
     let planned = plan(&file, &options, &source).map_err(Failure::Run)?;
     let output = build(&planned, &dockerfile, &options, &context).map_err(Failure::Run)?;
-    let image = publish::finalize(output.image.clone(), &options).map_err(Failure::Run)?;
-    publish::write_outputs(&image, &options).map_err(Failure::Run)?;
+    let created = if options.reproducible {
+        CreationTime::Epoch
+    } else {
+        CreationTime::Now
+    };
+    let image = output::finalize(output.image.clone(), &options.labels, created)
+        .map_err(|error| Failure::Run(error.into()))?;
+    options
+        .outputs
+        .write_image(&image, &options.destinations)
+        .map_err(|error| Failure::Run(error.into()))?;
     let digest = if options.no_push {
         tracing::info!("--no-push given, skipping the push");
         image.rendered.manifest_descriptor.digest.to_string()
@@ -141,10 +143,23 @@ fn run(args: &Args) -> Result<(), Failure> {
         let origins = source.layer_origins();
         publish::push(&runtime, &push_client, &image, &options, &origins).map_err(Failure::Run)?
     };
-    publish::write_digest_files(&digest, &options).map_err(Failure::Run)?;
+    options
+        .outputs
+        .write_digests(&digest, &options.destinations)
+        .map_err(|error| Failure::Run(error.into()))?;
     drop(output);
     tracing::info!(digest, "done in {:.2}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Maps a context failure to a usage error when the input as given is at fault, and to
+/// a run failure when this machine is, such as a full disk while extracting a tarball.
+fn context_failure(error: ContextError) -> Failure {
+    if error.is_invalid_input() {
+        Failure::Usage(error.into())
+    } else {
+        Failure::Run(error.into())
+    }
 }
 
 /// Finds the Dockerfile as Kaniko does: the path as given when it exists, else relative to
@@ -153,7 +168,7 @@ fn resolve_dockerfile(dockerfile: &Path, context: &PreparedContext) -> anyhow::R
     if dockerfile.is_file() {
         return Ok(dockerfile.to_path_buf());
     }
-    let in_context = context.dir.join(dockerfile);
+    let in_context = context.dir().join(dockerfile);
     if in_context.is_file() {
         return Ok(in_context);
     }
@@ -268,7 +283,7 @@ fn build(
         platform: options.platform.clone(),
         build_args: options.build_args.clone(),
         compression: options.compression,
-        context: Some(context.dir.clone()),
+        context: Some(context.dir().to_path_buf()),
         snapshot: options.snapshot,
         run_mounts: Default::default(),
         layer_mtime_epoch: options.reproducible.then_some(0),

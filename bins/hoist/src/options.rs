@@ -6,6 +6,8 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use hoist_build::context::ContextSource;
+use hoist_build::output::OutputFiles;
 use hoist_build::snapshot::{SnapshotMode, SnapshotSettings};
 use hoist_image::Platform;
 use hoist_registry::cli::{MirrorVariables, collect_registry_mirrors};
@@ -13,7 +15,6 @@ use hoist_registry::{ImageReference, TransportOptions, host_platform};
 use hoist_snapshot::Compression;
 
 use crate::args::Args;
-use crate::context::ContextSource;
 
 /// The environment variables that Kaniko's executor reads besides `DOCKER_CONFIG`.
 #[derive(Debug, Default, Clone)]
@@ -51,11 +52,7 @@ pub(crate) struct Options {
     pub(crate) destinations: Vec<ImageReference>,
     pub(crate) no_push: bool,
     pub(crate) check_push_access: bool,
-    pub(crate) tar_path: Option<PathBuf>,
-    pub(crate) oci_layout_path: Option<PathBuf>,
-    pub(crate) digest_file: Option<PathBuf>,
-    pub(crate) image_name_with_digest_file: Option<PathBuf>,
-    pub(crate) image_name_tag_with_digest_file: Option<PathBuf>,
+    pub(crate) outputs: OutputFiles,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) reproducible: bool,
     pub(crate) push_retries: u32,
@@ -92,11 +89,13 @@ impl Options {
             destinations,
             no_push,
             check_push_access: !args.skip_push_permission_check,
-            tar_path: args.tar_path.clone(),
-            oci_layout_path: args.oci_layout_path.clone(),
-            digest_file: args.digest_file.clone(),
-            image_name_with_digest_file: args.image_name_with_digest_file.clone(),
-            image_name_tag_with_digest_file: args.image_name_tag_with_digest_file.clone(),
+            outputs: OutputFiles {
+                tar_path: args.tar_path.clone(),
+                oci_layout_path: args.oci_layout_path.clone(),
+                digest_file: args.digest_file.clone(),
+                image_name_with_digest_file: args.image_name_with_digest_file.clone(),
+                image_name_tag_with_digest_file: args.image_name_tag_with_digest_file.clone(),
+            },
             labels: parse_labels(&args.labels)?,
             reproducible: args.reproducible,
             push_retries: args.push_retry,

@@ -12,7 +12,7 @@ use crate::helper::HelperError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file exists but could not be read.
-    #[error("failed to read credential file {path}: {source}")]
+    #[error("failed to read credential file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -64,7 +64,7 @@ pub enum Error {
     },
 
     /// A credential helper configured for the registry failed.
-    #[error("failed to get credentials for {registry} from {config_field} in {path}: {source}")]
+    #[error("failed to get credentials for {registry} from {config_field} in {path}")]
     Helper {
         /// The registry looked up.
         registry: String,
@@ -97,7 +97,7 @@ pub enum Error {
     EmptyPassword,
 
     /// A step of writing the file failed; the old file, if any, is unchanged.
-    #[error("failed to {step} for credential file {path}: {source}")]
+    #[error("failed to {step} for credential file {path}")]
     Write {
         /// The file being written.
         path: PathBuf,

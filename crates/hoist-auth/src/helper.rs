@@ -53,7 +53,7 @@ pub enum HelperError {
     },
 
     /// The helper could not be started or talked to.
-    #[error("failed to run credential helper {program}: {source}")]
+    #[error("failed to run credential helper {program}")]
     Io {
         /// The program name.
         program: String,

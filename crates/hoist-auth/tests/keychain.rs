@@ -11,7 +11,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{assert_contains, assert_error_has_no_secret, assert_no_secret, capture_logs};
+use common::{
+    assert_contains, assert_error_has_no_secret, assert_no_secret, capture_logs,
+    message_with_causes,
+};
 use hoist_auth::{Credential, Environment, Error, HelperError, Keychain, Secret, Source};
 
 /// A temporary directory with a `bin` directory for helper scripts and a config file path.
@@ -172,7 +175,7 @@ fn failing_helper_gives_clear_error() {
 
     let (result, logs) = capture_logs(|| fixture.keychain().credential("r.example"));
     let err = result.unwrap_err();
-    let message = err.to_string();
+    let message = message_with_causes(&err);
 
     assert!(
         matches!(
@@ -216,7 +219,7 @@ fn garbage_output_gives_clear_error() {
         "{err:?}"
     );
     assert_contains(
-        &err.to_string(),
+        &message_with_causes(&err),
         "docker-credential-garbage printed invalid output",
     );
     assert_error_has_no_secret(secret, &err);
@@ -232,7 +235,7 @@ fn wrong_json_fields_give_clear_error() {
     let err = fixture.keychain().credential("r.example").unwrap_err();
 
     assert_contains(
-        &err.to_string(),
+        &message_with_causes(&err),
         "expected JSON with the fields Username and Secret",
     );
 }
@@ -255,7 +258,7 @@ fn missing_helper_named_in_error() {
         "{err:?}"
     );
     assert_contains(
-        &err.to_string(),
+        &message_with_causes(&err),
         "docker-credential-absent not found on PATH",
     );
 }

@@ -158,8 +158,8 @@ fn parse_trigger(reference: &str, trigger: &str) -> Result<InstructionKind, Plan
     };
     let text = format!("ONBUILD {trigger}\n");
     let parsed = hoist_dockerfile::parser::parse(&text, "ONBUILD trigger")
-        .map_err(|error| invalid(error.to_string()))?;
-    let mut typed = instructions(&parsed).map_err(|error| invalid(error.to_string()))?;
+        .map_err(|error| invalid(message_with_causes(&error)))?;
+    let mut typed = instructions(&parsed).map_err(|error| invalid(message_with_causes(&error)))?;
     match (typed.pop(), typed.is_empty()) {
         (Some(instruction), true) => match instruction.kind {
             InstructionKind::Onbuild(onbuild) => Ok(*onbuild.trigger),
@@ -167,6 +167,19 @@ fn parse_trigger(reference: &str, trigger: &str) -> Result<InstructionKind, Plan
         },
         _ => Err(invalid("expected exactly one instruction".to_owned())),
     }
+}
+
+/// Joins an error's message and those of its causes with `: `, for a
+/// message field that carries a parser error without keeping it as a source.
+fn message_with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        cause = error.source();
+    }
+    message
 }
 
 #[cfg(test)]

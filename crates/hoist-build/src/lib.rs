@@ -10,6 +10,8 @@
 //! `USER` in the image. COPY and ADD go through [`copy`]. Base images come
 //! from a [`stage::BaseImageSource`]: OCI layouts ([`stage::LayoutSource`])
 //! or registries through a cache directory ([`source::RegistrySource`]).
+//! [`context`] turns a directory or tarball into the build context, and
+//! [`output`] finishes the built image and writes the output files.
 //!
 //! ```no_run
 //! use std::collections::BTreeMap;
@@ -61,8 +63,10 @@
 
 pub mod bases;
 pub mod cleanup;
+pub mod context;
 pub mod copy;
 mod metadata;
+pub mod output;
 pub mod run;
 pub mod run_mounts;
 pub mod sandbox;

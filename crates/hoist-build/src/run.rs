@@ -13,8 +13,10 @@ use crate::user::{Identity, UserError, resolve_user};
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A failed RUN step, with the Dockerfile line it comes from.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {kind}")]
+///
+/// Its message is `FILE:LINE: ` and the kind's message, and its source is the
+/// kind's source, so that each cause appears once in a chain.
+#[derive(Debug)]
 pub struct RunError {
     /// The Dockerfile name.
     pub file: String,
@@ -22,6 +24,18 @@ pub struct RunError {
     pub line: usize,
     /// The kind of failure.
     pub kind: RunErrorKind,
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}:{}: {}", self.file, self.line, self.kind)
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
+    }
 }
 
 /// The kinds of [`RunError`].
@@ -51,6 +65,16 @@ pub enum RunErrorKind {
         command: String,
         /// The last line the helper wrote.
         reason: String,
+    },
+    /// The command line and environment do not fit in one argument of the
+    /// sandbox's command line (E2BIG).
+    #[error(
+        "RUN {command}: argument list or environment too long: the sandbox receives the \
+         command, its environment and mounts as one argument, which Linux limits to 128 KiB with 4 KiB pages"
+    )]
+    TooLong {
+        /// The command as written.
+        command: String,
     },
     /// A `RUN --mount` type that hoist does not implement yet.
     #[error("RUN --mount=type={mount_type} is not implemented yet")]
@@ -134,7 +158,7 @@ pub fn run_instruction(
             tracing::info!(step = %context.step, "{line}");
             line.clone_into(&mut last_line);
         })
-        .map_err(|source| error(source.into()))?;
+        .map_err(|source| error(sandbox_failure(source, &run.command)))?;
     let command = command_text(&run.command);
     match (
         status.code(),
@@ -150,6 +174,21 @@ pub fn run_instruction(
         (Some(code), _) => Err(error(RunErrorKind::Failed { command, code })),
         (None, Some(signal)) => Err(error(RunErrorKind::Killed { command, signal })),
         (None, None) => Err(error(RunErrorKind::Killed { command, signal: 0 })),
+    }
+}
+
+/// Maps a failure to start the sandbox to its kind, naming E2BIG, which the
+/// spawn error alone reports as "Argument list too long".
+fn sandbox_failure(error: SandboxError, command: &CommandLine) -> RunErrorKind {
+    match &error {
+        SandboxError::Spawn { source, .. }
+            if source.kind() == std::io::ErrorKind::ArgumentListTooLong =>
+        {
+            RunErrorKind::TooLong {
+                command: command_text(command),
+            }
+        }
+        _ => error.into(),
     }
 }
 
@@ -297,6 +336,37 @@ fn command_text(command: &CommandLine) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spawn_error(kind: std::io::ErrorKind) -> SandboxError {
+        SandboxError::Spawn {
+            program: PathBuf::from("unshare"),
+            source: std::io::Error::from(kind),
+        }
+    }
+
+    #[test]
+    fn run_error_keeps_spawn_cause() {
+        let error = RunError {
+            file: "Dockerfile".to_owned(),
+            line: 4,
+            kind: spawn_error(std::io::ErrorKind::NotFound).into(),
+        };
+        assert_eq!(error.to_string(), "Dockerfile:4: failed to run unshare");
+        let cause = std::error::Error::source(&error).expect("the spawn error");
+        assert_eq!(cause.to_string(), "entity not found");
+    }
+
+    #[test]
+    fn e2big_spawn_is_too_long() {
+        let command = CommandLine::Shell("true".to_owned());
+        let kind = sandbox_failure(
+            spawn_error(std::io::ErrorKind::ArgumentListTooLong),
+            &command,
+        );
+        assert!(matches!(kind, RunErrorKind::TooLong { ref command } if command == "true"));
+        let kind = sandbox_failure(spawn_error(std::io::ErrorKind::NotFound), &command);
+        assert!(matches!(kind, RunErrorKind::Sandbox(_)), "{kind}");
+    }
 
     fn shell() -> Vec<String> {
         vec!["/bin/sh".to_owned(), "-c".to_owned()]

@@ -57,7 +57,7 @@ pub enum BuildError {
         source: io::Error,
     },
     /// A snapshot or layer could not be taken.
-    #[error("{file}:{line}: failed to record the layer of {instruction}: {message}")]
+    #[error("{file}:{line}: failed to record the layer of {instruction}")]
     Layer {
         /// The Dockerfile name.
         file: String,
@@ -65,8 +65,8 @@ pub enum BuildError {
         line: usize,
         /// The instruction keyword.
         instruction: &'static str,
-        /// The snapshotter's or writer's message.
-        message: String,
+        /// The snapshotter's or writer's error.
+        source: LayerError,
     },
     /// The `.dockerignore` file is invalid.
     #[error("invalid .dockerignore: {message}")]
@@ -85,15 +85,8 @@ pub enum BuildError {
         instruction: &'static str,
     },
     /// The `USER` of an instruction could not be resolved.
-    #[error("{file}:{line}: {source}")]
-    User {
-        /// The Dockerfile name.
-        file: String,
-        /// 1-based line of the instruction.
-        line: usize,
-        /// The cause.
-        source: UserError,
-    },
+    #[error(transparent)]
+    User(AtLine<UserError>),
     /// The `WORKDIR` directory could not be created.
     #[error("{file}:{line}: failed to create WORKDIR {directory:?}")]
     Workdir {
@@ -108,28 +101,14 @@ pub enum BuildError {
         source: io::Error,
     },
     /// A COPY failed.
-    #[error("{file}:{line}: {source}")]
-    Copy {
-        /// The Dockerfile name.
-        file: String,
-        /// 1-based line of the instruction.
-        line: usize,
-        /// The cause.
-        source: CopyError,
-    },
+    #[error(transparent)]
+    Copy(AtLine<CopyError>),
     /// A RUN step failed.
     #[error(transparent)]
     Run(#[from] RunError),
     /// A `RUN --mount` could not be prepared.
-    #[error("{file}:{line}: {source}")]
-    RunMount {
-        /// The Dockerfile name.
-        file: String,
-        /// 1-based line of the RUN instruction.
-        line: usize,
-        /// The cause.
-        source: RunMountError,
-    },
+    #[error(transparent)]
+    RunMount(AtLine<RunMountError>),
     /// A signal cancelled the build before the instruction at `line`.
     #[error("{file}:{line}: build cancelled")]
     Cancelled {
@@ -139,13 +118,44 @@ pub enum BuildError {
         line: usize,
     },
     /// The snapshot of a whole stage could not be taken or applied.
-    #[error("failed to snapshot stage {stage}: {message}")]
+    #[error("failed to snapshot stage {stage}")]
     StageSnapshot {
         /// The stage's index in the Dockerfile.
         stage: usize,
-        /// The snapshotter's or writer's message.
-        message: String,
+        /// The snapshotter's or writer's error.
+        source: LayerError,
     },
+}
+
+/// A failure of the snapshotter or the layer writer, boxed because it comes
+/// from several crates.
+pub type LayerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error of the instruction at a Dockerfile line.
+///
+/// Its message is `FILE:LINE: ` and the inner error's message, and its
+/// source is the inner error's source. So the inner message appears once
+/// when a caller prints the chain of causes.
+#[derive(Debug)]
+pub struct AtLine<E> {
+    /// The Dockerfile name.
+    pub file: String,
+    /// 1-based line of the instruction.
+    pub line: usize,
+    /// The instruction's error.
+    pub error: E,
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for AtLine<E> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}:{}: {}", self.file, self.line, self.error)
+    }
+}
+
+impl<E: std::error::Error> std::error::Error for AtLine<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
 }
 
 /// A source of base images: given a reference and a platform, returns the
@@ -429,12 +439,12 @@ impl StageExecutor<'_> {
             source,
         })?;
 
-        let stage_error = |message: String| BuildError::StageSnapshot {
+        let stage_error = |source: LayerError| BuildError::StageSnapshot {
             stage: stage.index,
-            message,
+            source,
         };
         let mut snapshots = StageSnapshots::open(&self.settings.snapshot, &root, &overlay)
-            .map_err(|error| stage_error(error.to_string()))?;
+            .map_err(|error| stage_error(error.into()))?;
         let first_entry = base.config().history.len();
         let mut state = StageState {
             image: base,
@@ -455,7 +465,7 @@ impl StageExecutor<'_> {
             .map_err(stage_error)?;
         snapshots
             .merge()
-            .map_err(|error| stage_error(error.to_string()))?;
+            .map_err(|error| stage_error(error.into()))?;
         drop(stubs);
         Ok(state.image)
     }
@@ -468,8 +478,8 @@ impl StageExecutor<'_> {
         snapshots: &mut StageSnapshots,
         state: &mut StageState,
         first_entry: usize,
-    ) -> Result<(), String> {
-        let Some(changes) = snapshots.finish().map_err(|error| error.to_string())? else {
+    ) -> Result<(), LayerError> {
+        let Some(changes) = snapshots.finish()? else {
             return Ok(());
         };
         if changes.is_empty() {
@@ -631,20 +641,20 @@ impl StageExecutor<'_> {
             scratch,
         };
         crate::run_mounts::prepare(&run.mounts, workdir, &sources).map_err(|source| {
-            BuildError::RunMount {
+            BuildError::RunMount(AtLine {
                 file: self.settings.file.clone(),
                 line,
-                source,
-            }
+                error: source,
+            })
         })
     }
 
     fn copy_error(&self, line: usize, source: CopyError) -> BuildError {
-        BuildError::Copy {
+        BuildError::Copy(AtLine {
             file: self.settings.file.clone(),
             line,
-            source,
-        }
+            error: source,
+        })
     }
 
     /// Runs a `COPY` from the build context, a stage or an image.
@@ -795,10 +805,12 @@ impl StageExecutor<'_> {
         line: usize,
     ) -> Result<(), BuildError> {
         let user = if user.is_empty() { "0" } else { user };
-        let identity = resolve_user(root, user).map_err(|source| BuildError::User {
-            file: self.settings.file.clone(),
-            line,
-            source,
+        let identity = resolve_user(root, user).map_err(|source| {
+            BuildError::User(AtLine {
+                file: self.settings.file.clone(),
+                line,
+                error: source,
+            })
         })?;
         create_directory_in_root(root, Path::new(directory), identity.uid, identity.gid).map_err(
             |source| BuildError::Workdir {
@@ -846,19 +858,19 @@ impl StageExecutor<'_> {
         created_by: String,
         step: impl FnOnce(&Path) -> Result<(), BuildError>,
     ) -> Result<(), BuildError> {
-        let layer_error = |message: String| BuildError::Layer {
+        let layer_error = |source: LayerError| BuildError::Layer {
             file: self.settings.file.clone(),
             line,
             instruction,
-            message,
+            source,
         };
         let root = snapshotter
             .begin()
-            .map_err(|error| layer_error(error.to_string()))?;
+            .map_err(|error| layer_error(error.into()))?;
         step(&root)?;
         let ended = snapshotter
             .end()
-            .map_err(|error| layer_error(error.to_string()))?;
+            .map_err(|error| layer_error(error.into()))?;
         let Some(changes) = ended else {
             state.last_file_step = Some(state.image.config().history.len());
             add_empty_history(state, created_by);
@@ -879,26 +891,20 @@ impl StageExecutor<'_> {
         &self,
         snapshotter: &mut StageSnapshots,
         changes: &hoist_snapshot::ChangeSet,
-    ) -> Result<Layer, String> {
+    ) -> Result<Layer, LayerError> {
         let options = LayerOptions {
             compression: self.settings.compression,
             mtime_epoch: self.settings.layer_mtime_epoch,
         };
-        let temporary =
-            tempfile::NamedTempFile::new_in(&self.blobs).map_err(|error| error.to_string())?;
-        let mut file = temporary.reopen().map_err(|error| error.to_string())?;
+        let temporary = tempfile::NamedTempFile::new_in(&self.blobs)?;
+        let mut file = temporary.reopen()?;
         let digests =
-            hoist_snapshot::write_layer(snapshotter.layer_source(), changes, &options, &mut file)
-                .map_err(|error| error.to_string())?;
+            hoist_snapshot::write_layer(snapshotter.layer_source(), changes, &options, &mut file)?;
         let name = digests.digest.as_str().replace(':', "-");
         let path = self.blobs.join(name);
-        temporary
-            .persist(&path)
-            .map_err(|error| error.to_string())?;
-        let digest =
-            Digest::from_str(digests.digest.as_str()).map_err(|error| error.to_string())?;
-        let diff_id =
-            Digest::from_str(digests.diff_id.as_str()).map_err(|error| error.to_string())?;
+        temporary.persist(&path).map_err(|error| error.error)?;
+        let digest = Digest::from_str(digests.digest.as_str())?;
+        let diff_id = Digest::from_str(digests.diff_id.as_str())?;
         Ok(Layer::from_file(
             path,
             image_compression(self.settings.compression),

@@ -416,6 +416,29 @@ mod run_instruction {
     }
 
     #[test]
+    fn oversized_environment_names_e2big() {
+        let stage = Stage::new();
+        let (line, run) = first_run("FROM busybox\nRUN true\n");
+        let mut context = context(&stage, line);
+        for name in ["FIRST", "SECOND"] {
+            context
+                .env
+                .push(format!("{name}={}", "x".repeat(80 * 1024)));
+        }
+        let error = run_instruction(&sandbox(), &context, &run).expect_err("E2BIG");
+        assert_eq!(error.line, 2);
+        assert!(
+            matches!(error.kind, RunErrorKind::TooLong { .. }),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.starts_with("Dockerfile:2: RUN true: argument list or environment too long"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn sandbox_setup_failure_is_reported() {
         let stage = Stage::new();
         std::fs::remove_dir(stage.root().join("proc")).expect("remove /proc");

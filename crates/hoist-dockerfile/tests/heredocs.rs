@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use hoist_dockerfile::instructions::{InstructionKind, instructions};
-use hoist_dockerfile::parser::{Heredoc, ParseErrorKind, parse};
+use hoist_dockerfile::parser::{Heredoc, ParseError, ParseErrorKind, parse};
+use hoist_dockerfile::shell::{ExpandError, ExpandErrorKind};
 use hoist_dockerfile::stages::{BuildOptions, Platform, resolve};
 
 #[test]
@@ -166,4 +167,26 @@ fn run_heredoc_is_left_to_the_shell() {
     let text = "FROM scratch\nENV NAME=world\nRUN <<EOF\necho $NAME\nEOF\n";
     let heredocs = resolved_heredocs(text, 1);
     assert_eq!(heredocs[0].content, "echo $NAME\n");
+}
+
+#[test]
+fn invalid_delimiter_keeps_lexer_cause() {
+    let lexer_error = ExpandError {
+        input: "${x".to_owned(),
+        kind: ExpandErrorKind::MissingBrace,
+    };
+    let error = ParseError {
+        file: "Dockerfile".to_owned(),
+        line: 2,
+        kind: ParseErrorKind::InvalidHeredoc {
+            word: "<<${x".to_owned(),
+            source: Box::new(lexer_error.clone()),
+        },
+    };
+    assert_eq!(
+        error.to_string(),
+        "Dockerfile:2: invalid heredoc delimiter \"<<${x\""
+    );
+    let cause = std::error::Error::source(&error).expect("the lexer error");
+    assert_eq!(cause.to_string(), lexer_error.to_string());
 }

@@ -10,7 +10,7 @@ use crate::media::MediaTypeError;
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// A file operation failed.
-    #[error("failed to write {path}: {source}")]
+    #[error("failed to write {path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -18,7 +18,7 @@ pub enum WriteError {
         source: std::io::Error,
     },
     /// A layer blob could not be read.
-    #[error("failed to read layer blob {path}: {source}")]
+    #[error("failed to read layer blob {path}")]
     ReadBlob {
         /// The file that contains the blob.
         path: PathBuf,
@@ -62,7 +62,7 @@ pub enum WriteError {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// A file operation failed.
-    #[error("failed to read {path}: {source}")]
+    #[error("failed to read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -70,7 +70,7 @@ pub enum ReadError {
         source: std::io::Error,
     },
     /// A JSON document is malformed.
-    #[error("invalid JSON in {path}: {source}")]
+    #[error("invalid JSON in {path}")]
     Json {
         /// The file, or `ARCHIVE:ENTRY` inside a docker-archive.
         path: PathBuf,
@@ -78,7 +78,7 @@ pub enum ReadError {
         source: serde_json::Error,
     },
     /// A manifest or index cannot be used.
-    #[error("{path}: {source}")]
+    #[error("unusable manifest or index {path}")]
     Manifest {
         /// The file, or `ARCHIVE:ENTRY` inside a docker-archive.
         path: PathBuf,
@@ -86,7 +86,7 @@ pub enum ReadError {
         source: ManifestError,
     },
     /// A descriptor's media type cannot be read.
-    #[error("{path}: {source}")]
+    #[error("unusable layer media type in {path}")]
     MediaType {
         /// The manifest that contains the descriptor.
         path: PathBuf,
@@ -197,7 +197,7 @@ pub enum ReadError {
         version: String,
     },
     /// The layers do not agree with the config.
-    #[error("{path}: {source}")]
+    #[error("the layers of {path} do not match its image config")]
     Image {
         /// The manifest or archive.
         path: PathBuf,

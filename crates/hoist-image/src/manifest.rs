@@ -114,7 +114,7 @@ pub enum ManifestDocument {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The document is not valid JSON of the expected shape.
-    #[error("invalid {kind} JSON: {source}")]
+    #[error("invalid {kind} JSON")]
     Json {
         /// The kind of document: manifest or index.
         kind: &'static str,

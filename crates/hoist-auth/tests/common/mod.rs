@@ -73,6 +73,19 @@ pub fn assert_error_has_no_secret(secret: &str, err: &(dyn std::error::Error + '
     assert_no_secret(secret, "error", &texts);
 }
 
+/// Returns an error's message and those of its causes joined with `: `, as the binaries
+/// print them.
+pub fn message_with_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 /// Asserts that `text` contains `needle`, showing the text when it does not.
 pub fn assert_contains(text: &str, needle: &str) {
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");

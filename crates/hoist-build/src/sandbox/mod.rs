@@ -277,6 +277,8 @@ impl Sandbox {
         let (reader, writer) = io::pipe().map_err(spawn_error)?;
         let mut command = Command::new(&self.unshare);
         command.args(unshare_args(request.network));
+        // TODO: pass the spec through a pipe. As one argument it must fit in
+        // MAX_ARG_STRLEN (32 pages), which a large ENV exceeds with E2BIG.
         command
             .arg("--")
             .arg(&self.helper)

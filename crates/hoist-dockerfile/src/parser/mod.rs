@@ -28,8 +28,10 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024 - 1;
 pub const MAX_ONBUILD_DEPTH: usize = 8;
 
 /// A parse failure, with the file name and the 1-based line it happened on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {kind}")]
+///
+/// Its message is `FILE:LINE: ` and the kind's message, and its source is the
+/// kind's source, so that each cause appears once in a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// File name given to [`parse`], used only in messages.
     pub file: String,
@@ -37,6 +39,18 @@ pub struct ParseError {
     pub line: usize,
     /// The kind of failure.
     pub kind: ParseErrorKind,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}:{}: {}", self.file, self.line, self.kind)
+    }
+}
+
+impl std::error::Error for ParseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
+    }
 }
 
 /// The kinds of [`ParseError`].
@@ -84,7 +98,7 @@ pub enum ParseErrorKind {
         name: String,
     },
     /// A heredoc delimiter word cannot be lexed.
-    #[error("invalid heredoc delimiter {word:?}: {source}")]
+    #[error("invalid heredoc delimiter {word:?}")]
     InvalidHeredoc {
         /// The `<<` word as written.
         word: String,
