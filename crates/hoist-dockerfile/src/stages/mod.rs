@@ -42,6 +42,16 @@ pub use variables::{Variable, Variables};
 /// file could hold gigabytes of variables.
 pub const MAX_SCOPE_BYTES: usize = 16 << 20;
 
+/// Maximum total size in bytes of everything that resolution produces over
+/// the whole build, 64 MiB: every expanded word of every instruction in
+/// every stage, every copy of an `ONBUILD` trigger that a stage runs, and
+/// every copy of a global ARG, build arg or base image ENV that a stage takes.
+/// [`MAX_SCOPE_BYTES`] caps one scope, but a short file can expand a large
+/// variable on many lines, or run large triggers in many stages, and each
+/// result is kept in the [`BuildPlan`]. Real Dockerfiles stay far below the
+/// limit: it is 4 times the largest Dockerfile that the CLI tools read.
+pub const MAX_TOTAL_EXPANDED_BYTES: usize = 64 << 20;
+
 /// Build arguments that every build accepts without an `ARG` line; they
 /// reach `RUN` only, and only when given.
 pub const PROXY_ARGS: [&str; 10] = [
@@ -196,6 +206,13 @@ pub enum StageErrorKind {
     /// The ARG and ENV variables of one scope grew past [`MAX_SCOPE_BYTES`].
     #[error("ARG and ENV variables in scope total more than {MAX_SCOPE_BYTES} bytes")]
     ScopeTooLarge,
+    /// The values that resolution produced over the whole build grew past
+    /// [`MAX_TOTAL_EXPANDED_BYTES`]. The error's line is the instruction
+    /// that crossed the limit.
+    #[error(
+        "expanded values in the build total more than {MAX_TOTAL_EXPANDED_BYTES} bytes (64 MiB)"
+    )]
+    ExpansionTooLarge,
     /// A word cannot be expanded.
     #[error(transparent)]
     Expand(#[from] ExpandError),
