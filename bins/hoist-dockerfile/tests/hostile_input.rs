@@ -183,3 +183,23 @@ fn write_error_exits_with_message() {
         "{stderr}"
     );
 }
+
+#[test]
+fn terminal_escapes_not_printed() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = write_dockerfile(
+        &directory,
+        "FROM scratch\nFOO\u{1b}]0;pwned\u{7}\u{1b}[2K\n",
+    );
+
+    let output = command().arg("check").arg(&file).output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("unknown instruction: FOO\\u{1b}]0;pwned\\u{7}\\u{1b}[2K"),
+        "{stderr}"
+    );
+    assert!(!output.stderr.contains(&0x1b), "{stderr:?}");
+    assert!(!output.stderr.contains(&0x07), "{stderr:?}");
+}

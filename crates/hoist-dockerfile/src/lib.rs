@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod dockerignore;
+pub mod error_value;
 pub mod instructions;
 pub mod parser;
 pub mod read;

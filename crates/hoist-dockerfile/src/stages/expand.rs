@@ -310,7 +310,7 @@ impl<'a> Resolver<'a> {
         let image = self.expand_word(&from.image, &self.global_scope)?;
         if image.is_empty() {
             return Err(StageErrorKind::EmptyBaseName {
-                written: from.image.clone(),
+                written: from.image.as_str().into(),
             });
         }
         if let Some(name) = &from.name
@@ -325,8 +325,8 @@ impl<'a> Resolver<'a> {
         } else {
             check_image_reference(&image).map_err(|reason| StageErrorKind::InvalidValue {
                 place: "image name in FROM".to_owned(),
-                value: image.clone(),
-                reason,
+                value: image.as_str().into(),
+                reason: reason.into(),
             })?;
             Base::Image(image)
         };
@@ -373,10 +373,10 @@ impl<'a> Resolver<'a> {
                 count: self.stage_count,
             }),
             Some(index) if index == stage.index => Err(StageErrorKind::SelfReference {
-                reference: reference.to_owned(),
+                reference: reference.into(),
             }),
             Some(index) if index > stage.index => Err(StageErrorKind::ForwardReference {
-                reference: reference.to_owned(),
+                reference: reference.into(),
                 stage: index,
             }),
             Some(index) => {
@@ -387,8 +387,8 @@ impl<'a> Resolver<'a> {
                 check_image_reference(reference).map_err(|reason| {
                     StageErrorKind::InvalidValue {
                         place: place.to_owned(),
-                        value: reference.to_owned(),
-                        reason,
+                        value: reference.into(),
+                        reason: reason.into(),
                     }
                 })?;
                 stage.image_references.insert(reference.to_owned());
@@ -562,7 +562,7 @@ impl<'a> Resolver<'a> {
             return Ok(self.stages.len().saturating_sub(1));
         };
         self.stage_by_name(name)
-            .ok_or_else(|| self.error(0, StageErrorKind::TargetNotFound { name: name.clone() }))
+            .ok_or_else(|| self.error(0, StageErrorKind::TargetNotFound { name: name.into() }))
     }
 
     /// Returns the target and every stage it depends on, directly or not.
@@ -617,8 +617,8 @@ fn check_value(
     };
     check(value).map_err(|reason| StageErrorKind::InvalidValue {
         place: place.to_owned(),
-        value: value.to_owned(),
-        reason,
+        value: value.into(),
+        reason: reason.into(),
     })
 }
 

@@ -23,6 +23,7 @@ mod reference;
 mod values;
 mod variables;
 
+use crate::error_value::ErrorValue;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -157,19 +158,19 @@ pub enum StageErrorKind {
     #[error("target stage {name:?} could not be found")]
     TargetNotFound {
         /// The requested name.
-        name: String,
+        name: ErrorValue,
     },
     /// `FROM` expands to an empty image name.
     #[error("FROM {written:?} expands to an empty image name")]
     EmptyBaseName {
         /// The image as written.
-        written: String,
+        written: ErrorValue,
     },
     /// A `COPY --from` or `RUN --mount=from=` refers to the stage it is in.
     #[error("circular dependency: --from={reference} refers to the stage it is in")]
     SelfReference {
         /// The reference as expanded.
-        reference: String,
+        reference: ErrorValue,
     },
     /// A `COPY --from` or `RUN --mount=from=` refers to a later stage.
     /// BuildKit accepts such a reference when it forms no cycle, but hoist
@@ -180,7 +181,7 @@ pub enum StageErrorKind {
     )]
     ForwardReference {
         /// The reference as expanded.
-        reference: String,
+        reference: ErrorValue,
         /// Index of the stage it names.
         stage: usize,
     },
@@ -199,9 +200,9 @@ pub enum StageErrorKind {
         /// `flag --chmod of COPY`.
         place: String,
         /// The value after expansion.
-        value: String,
+        value: ErrorValue,
         /// The expected form of the value.
-        reason: String,
+        reason: ErrorValue,
     },
     /// The ARG and ENV variables of one scope grew past [`MAX_SCOPE_BYTES`].
     #[error("ARG and ENV variables in scope total more than {MAX_SCOPE_BYTES} bytes")]
