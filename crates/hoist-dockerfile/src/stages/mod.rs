@@ -49,8 +49,9 @@ pub const MAX_SCOPE_BYTES: usize = 16 << 20;
 /// every copy of a global ARG, build arg or base image ENV that a stage takes.
 /// [`MAX_SCOPE_BYTES`] caps one scope, but a short file can expand a large
 /// variable on many lines, or run large triggers in many stages, and each
-/// result is kept in the [`BuildPlan`]. Real Dockerfiles stay far below the
-/// limit: it is 4 times the largest Dockerfile that the CLI tools read.
+/// result is kept in the [`BuildPlan`]. The limit is 4 times
+/// [`crate::read::MAX_DOCKERFILE_BYTES`], far more than a file produces
+/// unless it expands large variables again and again.
 pub const MAX_TOTAL_EXPANDED_BYTES: usize = 64 << 20;
 
 /// Build arguments that every build accepts without an `ARG` line; they
