@@ -1,6 +1,6 @@
 //! Values from a Dockerfile as errors show them. Control and invisible
 //! characters are escaped, so that an error printed to a terminal cannot
-//! send escape sequences or hide a byte order mark. Values are cut to
+//! send escape sequences or hide a byte order mark. Values are truncated to
 //! [`MAX_SHOWN_CHARS`] characters, so that a 60 KB word cannot fill the
 //! message.
 
@@ -13,8 +13,8 @@ pub const MAX_SHOWN_CHARS: usize = 200;
 
 /// A value from a Dockerfile, kept whole, inside an error.
 ///
-/// `Display` shows it escaped and cut as [`escape`] does. `Debug` shows it
-/// quoted, with Rust's `{:?}` escaping, cut to the same length. The whole
+/// `Display` shows it escaped and truncated as [`escape`] does. `Debug` shows it
+/// quoted, with Rust's `{:?}` escaping, truncated to the same length. The whole
 /// value stays available through [`ErrorValue::as_str`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ErrorValue(String);
@@ -39,9 +39,9 @@ impl fmt::Display for ErrorValue {
 
 impl fmt::Debug for ErrorValue {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (head, was_cut) = cut(&self.0);
+        let (head, was_truncated) = truncate(&self.0);
         write!(formatter, "{head:?}")?;
-        if was_cut {
+        if was_truncated {
             formatter.write_str("...")?;
         }
         Ok(())
@@ -88,10 +88,10 @@ impl PartialEq<&str> for ErrorValue {
 
 /// Returns `value` for an error message without quotes: control and
 /// invisible characters escaped as Rust's `{:?}` escapes them (`\u{1b}`,
-/// `\u{feff}`, `\n`), quotes and backslashes as they are, and cut to
+/// `\u{feff}`, `\n`), quotes and backslashes as they are, and truncated to
 /// [`MAX_SHOWN_CHARS`] characters followed by `...`.
 pub fn escape(value: &str) -> String {
-    let (head, was_cut) = cut(value);
+    let (head, was_truncated) = truncate(value);
     let mut escaped = String::with_capacity(head.len());
     for character in head.chars() {
         match character {
@@ -99,7 +99,7 @@ pub fn escape(value: &str) -> String {
             other => escaped.extend(other.escape_debug()),
         }
     }
-    if was_cut {
+    if was_truncated {
         escaped.push_str("...");
     }
     escaped
@@ -107,7 +107,7 @@ pub fn escape(value: &str) -> String {
 
 /// Returns the first [`MAX_SHOWN_CHARS`] characters of `value`, and whether
 /// characters were left out.
-fn cut(value: &str) -> (&str, bool) {
+fn truncate(value: &str) -> (&str, bool) {
     match value.char_indices().nth(MAX_SHOWN_CHARS) {
         Some((end, _)) => (&value[..end], true),
         None => (value, false),
@@ -139,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn escape_cuts_long_values() {
+    fn escape_truncates_long_values() {
         let shown = escape(&"é".repeat(60_000));
 
         assert_eq!(shown, format!("{}...", "é".repeat(MAX_SHOWN_CHARS)));
@@ -153,12 +153,24 @@ mod tests {
     }
 
     #[test]
-    fn debug_quotes_and_cuts() {
+    fn debug_quotes_and_truncates() {
         let value = ErrorValue::from(format!("\u{1b}{}", "x".repeat(300)));
 
         let shown = format!("{value:?}");
 
         assert_eq!(shown, format!("\"\\u{{1b}}{}\"...", "x".repeat(199)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escape_output_is_bounded_and_visible(value in "\\PC*|[\\x00-\\x1f\\x7f-\\u{a0}\\u{feff}\\u{202e}a]{0,400}") {
+            let escaped = escape(&value);
+
+            // Each character escapes to at most `\u{10ffff}`, 10 characters.
+            proptest::prop_assert!(escaped.chars().count() <= MAX_SHOWN_CHARS * 10 + 3);
+            proptest::prop_assert!(!escaped.chars().any(char::is_control), "{escaped:?}");
+            proptest::prop_assert!(!escaped.contains('\u{feff}'), "{escaped:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Values from the Dockerfile in error messages: control and invisible
-//! characters escaped, long values cut to `MAX_SHOWN_CHARS` characters, and
+//! characters escaped, long values truncated to `MAX_SHOWN_CHARS` characters, and
 //! the whole value kept in the error.
 
 use hoist_dockerfile::error_value::MAX_SHOWN_CHARS;
@@ -73,7 +73,7 @@ fn escape_in_modifier_escaped() {
 }
 
 #[test]
-fn long_expression_cut_in_message() {
+fn long_expression_truncated_in_message() {
     let expression = format!("${{a:-{}", "{a:-".repeat(15_000));
     assert!(expression.len() > 60_000);
 
@@ -92,7 +92,7 @@ fn long_expression_cut_in_message() {
 }
 
 #[test]
-fn long_image_name_cut_in_reason() {
+fn long_image_name_truncated_in_reason() {
     let image = "A".repeat(60_000);
 
     let message = first_error(&format!("FROM {image}\n"));
@@ -109,7 +109,7 @@ fn long_image_name_cut_in_reason() {
 }
 
 #[test]
-fn long_heredoc_name_cut() {
+fn long_heredoc_name_truncated() {
     let name = "E".repeat(1_000);
     let error: ParseError =
         parse(&format!("FROM scratch\nRUN <<{name}\necho\n"), "Dockerfile").expect_err("open");
