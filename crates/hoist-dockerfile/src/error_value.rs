@@ -161,9 +161,13 @@ mod tests {
         assert_eq!(shown, format!("\"\\u{{1b}}{}\"...", "x".repeat(199)));
     }
 
+    /// Printable text, or up to 400 characters mixing controls, invisible
+    /// characters and letters.
+    const MIXED_TEXT: &str = "\\PC*|[\\x00-\\x1f\\x7f-\\u{a0}\\u{feff}\\u{202e}a]{0,400}";
+
     proptest::proptest! {
         #[test]
-        fn escape_output_is_bounded_and_visible(value in "\\PC*|[\\x00-\\x1f\\x7f-\\u{a0}\\u{feff}\\u{202e}a]{0,400}") {
+        fn escape_output_is_bounded_and_visible(value in MIXED_TEXT) {
             let escaped = escape(&value);
 
             // Each character escapes to at most `\u{10ffff}`, 10 characters.

@@ -30,7 +30,10 @@ pub enum ReadError {
         source: std::io::Error,
     },
     /// The file is longer than [`MAX_DOCKERFILE_BYTES`].
-    #[error("{}: file is larger than the limit of {MAX_DOCKERFILE_BYTES} bytes (16 MiB)", path.display())]
+    #[error(
+        "{}: file is larger than the limit of {MAX_DOCKERFILE_BYTES} bytes (16 MiB)",
+        path.display()
+    )]
     TooLarge {
         /// The path given.
         path: PathBuf,
