@@ -3,14 +3,15 @@
 //! BuildKit's format.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hoist_dockerfile::instructions::instructions;
 use hoist_dockerfile::parser::{Dockerfile, parse};
+use hoist_dockerfile::read::read_dockerfile;
 use hoist_dockerfile::stages::{BuildOptions, Platform, resolve};
 
 /// Command-line arguments.
@@ -71,42 +72,28 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             platform,
         } => print_json(&file, &build_args, target, platform),
         Command::Dump { file } => {
-            let text = read_text(&file)?;
+            let text = read_dockerfile(&file)?;
             match parse(&text, &file.display().to_string()) {
-                Ok(dockerfile) => {
-                    print!("{}", dockerfile.dump());
-                    Ok(ExitCode::SUCCESS)
-                }
+                Ok(dockerfile) => write_output(&dockerfile.dump()),
                 Err(error) => Ok(report(&error)),
             }
         }
     }
 }
 
-/// Maximum size of a Dockerfile that the command reads, 16 MiB. The limit is
-/// generous because it only keeps a device such as `/dev/zero` or a huge file
-/// from filling memory.
-const MAX_DOCKERFILE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Reads at most [`MAX_DOCKERFILE_BYTES`] of `path` as UTF-8 text.
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("failed to read {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_DOCKERFILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("failed to read {}", path.display()))?;
-    if bytes.len() as u64 > MAX_DOCKERFILE_BYTES {
-        bail!(
-            "{}: file is larger than the limit of {MAX_DOCKERFILE_BYTES} bytes (16 MiB)",
-            path.display()
-        );
+/// Writes `text` to standard output. A closed pipe, as in `dump F | head -1`,
+/// ends the command successfully and quietly, as it does for other Unix
+/// filters.
+fn write_output(text: &str) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) if error.kind() == ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(error) => Err(error).context("failed to write to standard output"),
     }
-    String::from_utf8(bytes).map_err(|error| {
-        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
-        let line = valid.iter().filter(|&&byte| byte == b'\n').count() + 1;
-        anyhow::anyhow!("{}:{line}: invalid UTF-8", path.display())
-    })
 }
 
 /// Prints a Dockerfile error as `FILE:LINE: message`, followed by its causes, and returns
@@ -125,7 +112,7 @@ fn report(error: &(dyn std::error::Error + 'static)) -> ExitCode {
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
-    let text = read_text(path)?;
+    let text = read_dockerfile(path)?;
     let name = path.display().to_string();
     let dockerfile = match parse(&text, &name) {
         Ok(dockerfile) => dockerfile,
@@ -151,7 +138,7 @@ fn print_json(
     target: Option<String>,
     platform: Option<Platform>,
 ) -> anyhow::Result<ExitCode> {
-    let text = read_text(path)?;
+    let text = read_dockerfile(path)?;
     let name = path.display().to_string();
     let dockerfile: Dockerfile = match parse(&text, &name) {
         Ok(dockerfile) => dockerfile,
@@ -172,8 +159,9 @@ fn print_json(
         "parser_warnings": dockerfile.warnings,
         "plan": plan,
     });
-    println!("{}", serde_json::to_string_pretty(&output)?);
-    Ok(ExitCode::SUCCESS)
+    let mut text = serde_json::to_string_pretty(&output)?;
+    text.push('\n');
+    write_output(&text)
 }
 
 fn build_options(

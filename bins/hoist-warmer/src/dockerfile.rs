@@ -21,8 +21,7 @@ pub(crate) fn base_images(
     platform: &Platform,
 ) -> anyhow::Result<Vec<ImageReference>> {
     let name = dockerfile.display().to_string();
-    let text = std::fs::read_to_string(dockerfile)
-        .with_context(|| format!("failed to read the Dockerfile {name}"))?;
+    let text = hoist_dockerfile::read::read_dockerfile(dockerfile)?;
     let parsed = hoist_dockerfile::parser::parse(&text, &name)?;
     let instructions = hoist_dockerfile::instructions::instructions(&parsed)?;
     let options = build_options(build_args, platform);

@@ -12,12 +12,22 @@ pub fn parse_bytes(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(dockerfile) = crate::parser::parse(text, "fuzz") else {
-        return;
+    // Errors are rendered too, so that the fuzzer also runs the escaping of
+    // the values they show.
+    let dockerfile = match crate::parser::parse(text, "fuzz") {
+        Ok(dockerfile) => dockerfile,
+        Err(error) => {
+            let _ = error.to_string();
+            return;
+        }
     };
     let _ = dockerfile.dump();
-    let Ok(instructions) = crate::instructions::instructions(&dockerfile) else {
-        return;
+    let instructions = match crate::instructions::instructions(&dockerfile) {
+        Ok(instructions) => instructions,
+        Err(error) => {
+            let _ = error.to_string();
+            return;
+        }
     };
     let platform = Platform {
         os: "linux".to_owned(),
@@ -30,7 +40,9 @@ pub fn parse_bytes(data: &[u8]) {
         target_platform: platform.clone(),
         build_platform: platform,
     };
-    let _ = crate::stages::resolve("fuzz", dockerfile.escape, &instructions, &options);
+    if let Err(error) = crate::stages::resolve("fuzz", dockerfile.escape, &instructions, &options) {
+        let _ = error.to_string();
+    }
 }
 
 /// Expands `data` as a shell word. The first byte picks the escape
@@ -52,7 +64,9 @@ pub fn expand_bytes(data: &[u8]) {
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
         .collect();
-    let _ = lexer.process(word, &env);
+    if let Err(error) = lexer.process(word, &env) {
+        let _ = error.to_string();
+    }
 }
 
 /// Parses the first line of `data` as an ignore file's path to test and the

@@ -1,7 +1,8 @@
 //! Dockerfile parsing for hoist.
 //!
-//! This crate reads Dockerfiles the way BuildKit does. It works on text only
-//! and never touches the filesystem, so it can check untrusted input.
+//! This crate reads Dockerfiles the way BuildKit does. It works on text
+//! only, so it can check untrusted input. The one exception is [`read`],
+//! which reads a Dockerfile from a path with a size limit.
 //!
 //! The steps follow the modules: [`parser`] builds the raw parse tree,
 //! [`instructions`] types it, [`stages`] scopes ARG and ENV values, expands
@@ -16,8 +17,10 @@
 #![deny(missing_docs)]
 
 pub mod dockerignore;
+pub mod error_value;
 pub mod instructions;
 pub mod parser;
+pub mod read;
 pub mod shell;
 pub mod stages;
 

@@ -64,21 +64,21 @@ fn required_variables_report_name() {
         expand("${UNSET?give it}"),
         Err(ExpandErrorKind::Required {
             name: "UNSET".to_owned(),
-            message: "give it".to_owned()
+            message: "give it".into()
         })
     );
     assert_eq!(
         expand("${EMPTY:?}"),
         Err(ExpandErrorKind::Required {
             name: "EMPTY".to_owned(),
-            message: "is not allowed to be empty".to_owned()
+            message: "is not allowed to be empty".into()
         })
     );
     assert_eq!(
         expand("${UNSET:?}"),
         Err(ExpandErrorKind::Required {
             name: "UNSET".to_owned(),
-            message: "is not allowed to be unset".to_owned()
+            message: "is not allowed to be unset".into()
         })
     );
 }
@@ -93,7 +93,7 @@ fn malformed_substitutions_fail() {
     ));
     assert_eq!(
         expand("${SET:=x}"),
-        Err(ExpandErrorKind::UnsupportedModifier(":=".to_owned()))
+        Err(ExpandErrorKind::UnsupportedModifier(":=".into()))
     );
 }
 

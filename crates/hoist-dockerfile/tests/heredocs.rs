@@ -70,9 +70,7 @@ fn missing_terminator_is_an_error() {
     assert_eq!(error.line, 2);
     assert_eq!(
         error.kind,
-        ParseErrorKind::UnterminatedHeredoc {
-            name: "EOF".to_owned()
-        }
+        ParseErrorKind::UnterminatedHeredoc { name: "EOF".into() }
     );
 }
 

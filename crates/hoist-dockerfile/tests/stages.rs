@@ -145,9 +145,7 @@ fn unknown_target_is_an_error() {
     let outcome = plan("FROM scratch AS a\n", &options(&[], Some("b")));
     assert_eq!(
         outcome.unwrap_err(),
-        StageErrorKind::TargetNotFound {
-            name: "b".to_owned()
-        }
+        StageErrorKind::TargetNotFound { name: "b".into() }
     );
 }
 
@@ -157,7 +155,7 @@ fn self_index_reference_is_an_error() {
     assert_eq!(
         outcome.unwrap_err(),
         StageErrorKind::SelfReference {
-            reference: "0".to_owned()
+            reference: "0".into()
         }
     );
 }
@@ -168,7 +166,7 @@ fn forward_index_reference_is_an_error() {
     assert_eq!(
         plan(text, &options(&[], None)).unwrap_err(),
         StageErrorKind::ForwardReference {
-            reference: "1".to_owned(),
+            reference: "1".into(),
             stage: 1
         }
     );
@@ -180,7 +178,7 @@ fn copy_from_own_name_is_an_error() {
     assert_eq!(
         plan(text, &options(&[], None)).unwrap_err(),
         StageErrorKind::SelfReference {
-            reference: "build".to_owned()
+            reference: "build".into()
         }
     );
 }
@@ -191,7 +189,7 @@ fn copy_from_later_name_is_an_error() {
     assert_eq!(
         plan(text, &options(&[], None)).unwrap_err(),
         StageErrorKind::ForwardReference {
-            reference: "Later".to_owned(),
+            reference: "Later".into(),
             stage: 1
         }
     );

@@ -39,7 +39,7 @@ impl Flags {
             let Some(&(name, flag_type)) = accepted.iter().find(|(known, _)| *known == name) else {
                 return Err(InstructionErrorKind::UnknownFlag {
                     instruction: instruction.to_owned(),
-                    flag: name.to_owned(),
+                    flag: name.into(),
                 });
             };
             let value = check_value(instruction, name, flag_type, value)?;
@@ -47,7 +47,7 @@ impl Flags {
             if flag_type != FlagType::List && !values.is_empty() {
                 return Err(InstructionErrorKind::DuplicateFlag {
                     instruction: instruction.to_owned(),
-                    flag: name.to_owned(),
+                    flag: name.into(),
                 });
             }
             values.push(value);
@@ -85,15 +85,15 @@ fn check_value(
             boolean @ ("true" | "false") => Ok(boolean.to_owned()),
             _ => Err(InstructionErrorKind::InvalidFlagValue {
                 instruction: instruction.to_owned(),
-                flag: name.to_owned(),
-                value: value.to_owned(),
-                reason: "expected true or false".to_owned(),
+                flag: name.into(),
+                value: value.into(),
+                reason: "expected true or false".into(),
             }),
         },
         (_, Some(value)) => Ok(value.to_owned()),
         (_, None) => Err(InstructionErrorKind::MissingFlagValue {
             instruction: instruction.to_owned(),
-            flag: name.to_owned(),
+            flag: name.into(),
         }),
     }
 }

@@ -7,6 +7,7 @@ mod flags;
 mod mount;
 mod print;
 
+use crate::error_value::ErrorValue;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -35,7 +36,7 @@ pub enum InstructionErrorKind {
     #[error("unknown instruction: {keyword}")]
     UnknownInstruction {
         /// Keyword as written.
-        keyword: String,
+        keyword: ErrorValue,
     },
     /// The instruction does not accept this flag.
     #[error("unknown flag --{flag} for {instruction}")]
@@ -43,7 +44,7 @@ pub enum InstructionErrorKind {
         /// Instruction keyword, uppercased.
         instruction: String,
         /// Flag name without dashes.
-        flag: String,
+        flag: ErrorValue,
     },
     /// A flag that takes a value was given none.
     #[error("missing a value on flag --{flag} of {instruction}")]
@@ -51,7 +52,7 @@ pub enum InstructionErrorKind {
         /// Instruction keyword, uppercased.
         instruction: String,
         /// Flag name without dashes.
-        flag: String,
+        flag: ErrorValue,
     },
     /// A flag that may appear once was given twice.
     #[error("duplicate flag --{flag} for {instruction}")]
@@ -59,7 +60,7 @@ pub enum InstructionErrorKind {
         /// Instruction keyword, uppercased.
         instruction: String,
         /// Flag name without dashes.
-        flag: String,
+        flag: ErrorValue,
     },
     /// A flag value is malformed.
     #[error("invalid value {value:?} for flag --{flag} of {instruction}: {reason}")]
@@ -67,19 +68,19 @@ pub enum InstructionErrorKind {
         /// Instruction keyword, uppercased.
         instruction: String,
         /// Flag name without dashes.
-        flag: String,
+        flag: ErrorValue,
         /// The value given.
-        value: String,
+        value: ErrorValue,
         /// The expected form of the value.
-        reason: String,
+        reason: ErrorValue,
     },
     /// A `RUN --mount` value is malformed.
     #[error("invalid value {value:?} for flag --mount of RUN: {reason}")]
     InvalidMount {
         /// The value given.
-        value: String,
+        value: ErrorValue,
         /// The reason the value is invalid.
-        reason: String,
+        reason: ErrorValue,
     },
     /// The instruction has the wrong number or shape of arguments.
     #[error("{instruction} {expected}, found {found:?}")]
@@ -89,7 +90,7 @@ pub enum InstructionErrorKind {
         /// The arguments the instruction requires.
         expected: &'static str,
         /// The instruction as written.
-        found: String,
+        found: ErrorValue,
     },
     /// A `FROM ... AS name` stage name is invalid.
     #[error(
@@ -97,7 +98,7 @@ pub enum InstructionErrorKind {
     )]
     InvalidStageName {
         /// The name as written.
-        name: String,
+        name: ErrorValue,
     },
     /// An instruction that `ONBUILD` cannot wrap.
     #[error("{instruction} is not allowed as an ONBUILD trigger")]
@@ -377,7 +378,7 @@ fn arguments_error(node: &Node, expected: &'static str) -> InstructionErrorKind 
     InstructionErrorKind::InvalidArguments {
         instruction: node.command().to_uppercase(),
         expected,
-        found: node.original.trim().to_owned(),
+        found: node.original.trim().into(),
     }
 }
 
@@ -411,7 +412,7 @@ fn convert(node: &Node, heredocs: &[Heredoc]) -> Converted {
         "healthcheck" => convert_healthcheck(node),
         "onbuild" => convert_onbuild(node),
         _ => Err(InstructionErrorKind::UnknownInstruction {
-            keyword: node.keyword.clone(),
+            keyword: node.keyword.as_str().into(),
         }),
     }
 }
@@ -463,7 +464,7 @@ fn convert_from(node: &Node) -> Converted {
         [image, keyword, name] if keyword.eq_ignore_ascii_case("as") => {
             let name = name.to_ascii_lowercase();
             if !is_valid_stage_name(&name) {
-                return Err(InstructionErrorKind::InvalidStageName { name });
+                return Err(InstructionErrorKind::InvalidStageName { name: name.into() });
             }
             (image.clone(), Some(name))
         }
@@ -490,9 +491,9 @@ fn one_of(
         Some(value) if !allowed.contains(&value.as_str()) => {
             Err(InstructionErrorKind::InvalidFlagValue {
                 instruction: "RUN".to_owned(),
-                flag: flag.to_owned(),
-                reason: format!("expected one of {}", allowed.join(", ")),
-                value,
+                flag: flag.into(),
+                reason: format!("expected one of {}", allowed.join(", ")).into(),
+                value: value.into(),
             })
         }
         value => Ok(value),
@@ -659,9 +660,9 @@ fn duration_flag(flags: &Flags, name: &str) -> Result<Option<Duration>, Instruct
     };
     let invalid = |reason: &str| InstructionErrorKind::InvalidFlagValue {
         instruction: "HEALTHCHECK".to_owned(),
-        flag: name.to_owned(),
-        value: value.clone(),
-        reason: reason.to_owned(),
+        flag: name.into(),
+        value: value.as_str().into(),
+        reason: reason.into(),
     };
     let duration = duration::parse_go_duration(&value)
         .ok_or_else(|| invalid("expected a duration such as 30s or 1m30s"))?;
@@ -709,9 +710,9 @@ fn convert_healthcheck(node: &Node) -> Converted {
                     .parse::<u32>()
                     .map_err(|_| InstructionErrorKind::InvalidFlagValue {
                         instruction: "HEALTHCHECK".to_owned(),
-                        flag: "retries".to_owned(),
-                        value: value.clone(),
-                        reason: "expected a non-negative integer".to_owned(),
+                        flag: "retries".into(),
+                        value: value.into(),
+                        reason: "expected a non-negative integer".into(),
                     })?,
             )
         }

@@ -66,8 +66,8 @@ pub struct Mount {
 
 fn invalid(value: &str, reason: String) -> InstructionErrorKind {
     InstructionErrorKind::InvalidMount {
-        value: value.to_owned(),
-        reason,
+        value: value.into(),
+        reason: reason.into(),
     }
 }
 

@@ -137,9 +137,7 @@ fn parse_json(rest: &str) -> Result<Option<Vec<String>>, ParseErrorKind> {
     if !trimmed.starts_with('[') {
         return Ok(None);
     }
-    let not_strings = || ParseErrorKind::NotStringArray {
-        text: rest.to_owned(),
-    };
+    let not_strings = || ParseErrorKind::NotStringArray { text: rest.into() };
     let values: Vec<serde_json::Value> = match serde_json::from_str(trimmed) {
         Ok(values) => values,
         // NOTE: serde_json stops at 128 levels of nesting where Go's decoder
@@ -262,8 +260,8 @@ fn parse_name_value(
     if !first.contains('=') {
         let Some((name, value)) = rest.split_once(is_separator) else {
             return Err(ParseErrorKind::MissingValue {
-                keyword: keyword.to_uppercase(),
-                text: rest.to_owned(),
+                keyword: keyword.to_uppercase().into(),
+                text: rest.into(),
             });
         };
         let value = value.trim_start_matches(is_separator);
@@ -272,7 +270,7 @@ fn parse_name_value(
     let mut triples = Vec::with_capacity(words.len() * 3);
     for word in words {
         let Some((name, value)) = word.split_once('=') else {
-            return Err(ParseErrorKind::MissingEquals { word });
+            return Err(ParseErrorKind::MissingEquals { word: word.into() });
         };
         triples.extend([name.to_owned(), value.to_owned(), "=".to_owned()]);
     }

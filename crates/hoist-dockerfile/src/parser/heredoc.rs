@@ -74,7 +74,7 @@ pub(super) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, ParseErrorKin
         return Ok(None);
     }
     let invalid = |source| ParseErrorKind::InvalidHeredoc {
-        word: word.to_owned(),
+        word: word.into(),
         source: Box::new(source),
     };
     let plain = Lexer {

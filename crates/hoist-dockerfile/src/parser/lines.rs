@@ -133,7 +133,10 @@ impl<'a> Parser<'a> {
         if saw_empty_line {
             self.warnings.push(Warning {
                 line: self.line_number,
-                message: format!("empty continuation line found in: {line}"),
+                message: format!(
+                    "empty continuation line found in: {}",
+                    crate::error_value::escape(&line)
+                ),
             });
         }
         Ok(line)
@@ -151,9 +154,10 @@ impl<'a> Parser<'a> {
             loop {
                 let Some(raw) = self.next_line()? else {
                     let name = heredoc.name.clone();
-                    return Err(
-                        self.error(start_line, ParseErrorKind::UnterminatedHeredoc { name })
-                    );
+                    return Err(self.error(
+                        start_line,
+                        ParseErrorKind::UnterminatedHeredoc { name: name.into() },
+                    ));
                 };
                 let mut candidate = trim_newline(raw);
                 if heredoc.chomp {
@@ -185,7 +189,7 @@ impl<'a> Parser<'a> {
             "escape" => {
                 let escape = parse_escape_token(value)
                     .ok_or_else(|| ParseErrorKind::InvalidEscapeToken {
-                        value: value.to_owned(),
+                        value: value.into(),
                     })
                     .map_err(|kind| self.error(self.line_number, kind))?;
                 self.escape = escape;

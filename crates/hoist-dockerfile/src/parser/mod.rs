@@ -10,6 +10,7 @@ mod dump;
 mod heredoc;
 mod lines;
 
+use crate::error_value::ErrorValue;
 use serde::Serialize;
 
 pub use dump::go_quote;
@@ -69,39 +70,39 @@ pub enum ParseErrorKind {
     #[error("invalid escape token {value:?}: expected ` or \\")]
     InvalidEscapeToken {
         /// Value given to the directive.
-        value: String,
+        value: ErrorValue,
     },
     /// A legacy `ENV name value` or `LABEL name value` lacks its value.
     #[error("{keyword} must have two arguments, found {text:?}")]
     MissingValue {
         /// Instruction keyword, uppercased.
-        keyword: String,
+        keyword: ErrorValue,
         /// Arguments as written.
-        text: String,
+        text: ErrorValue,
     },
     /// A `name=value` list contains a word without `=`.
     #[error("syntax error: can't find = in {word:?}, expected the form name=value")]
     MissingEquals {
         /// The word without `=`.
-        word: String,
+        word: ErrorValue,
     },
     /// A JSON (exec form) array contains something other than strings.
     #[error("when using JSON array syntax, arrays must contain strings only: {text}")]
     NotStringArray {
         /// Arguments as written.
-        text: String,
+        text: ErrorValue,
     },
     /// A heredoc has no terminator line before the end of the file.
     #[error("unterminated heredoc: no line {name:?} before the end of the file")]
     UnterminatedHeredoc {
         /// Heredoc delimiter that was expected.
-        name: String,
+        name: ErrorValue,
     },
     /// A heredoc delimiter word cannot be lexed.
     #[error("invalid heredoc delimiter {word:?}")]
     InvalidHeredoc {
         /// The `<<` word as written.
-        word: String,
+        word: ErrorValue,
         /// The lexer error.
         source: Box<ExpandError>,
     },

@@ -10,6 +10,7 @@
 
 mod pattern;
 
+use crate::error_value::ErrorValue;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Maximum nesting of `${...}` inside `${...}` words. Deeper input is an
@@ -31,7 +32,7 @@ pub const MAX_EXPANDED_LENGTH: usize = 1 << 20;
 #[error("failed to expand {input:?}: {kind}")]
 pub struct ExpandError {
     /// The word as given to the lexer.
-    pub input: String,
+    pub input: ErrorValue,
     /// The kind of failure.
     pub kind: ExpandErrorKind,
 }
@@ -59,22 +60,22 @@ pub enum ExpandErrorKind {
     BadSubstitution,
     /// An operator other than the supported ones, such as `${VAR:=x}`.
     #[error("unsupported modifier ({0}) in substitution")]
-    UnsupportedModifier(String),
+    UnsupportedModifier(ErrorValue),
     /// `${VAR?message}` or `${VAR:?message}` on an unset (or empty) variable.
     #[error("{name}: {message}")]
     Required {
         /// Variable name.
         name: String,
         /// The message from the word, or a default one.
-        message: String,
+        message: ErrorValue,
     },
     /// A pattern contains an escape other than `\*`, `\?` or `\\`.
     #[error("invalid pattern ({pattern}) in substitution: invalid escape '\\{escaped}'")]
     InvalidPattern {
         /// The pattern as written.
-        pattern: String,
+        pattern: ErrorValue,
         /// The character after the backslash, empty at the end.
-        escaped: String,
+        escaped: ErrorValue,
     },
     /// A replacement produced more than [`MAX_REPLACEMENT_OUTPUT`] characters.
     #[error("substitution result is longer than {MAX_REPLACEMENT_OUTPUT} characters")]
@@ -168,7 +169,7 @@ impl Lexer {
         let (result, words) = scanner
             .process_until(None, self.raw_escapes)
             .map_err(|kind| ExpandError {
-                input: word.to_owned(),
+                input: word.into(),
                 kind,
             })?;
         Ok(Expansion {
@@ -434,7 +435,7 @@ impl Scanner<'_> {
             }
             Some('/') => self.process_replace(&name),
             other => Err(ExpandErrorKind::UnsupportedModifier(
-                other.map(String::from).unwrap_or_default(),
+                other.map(String::from).unwrap_or_default().into(),
             )),
         }
     }
@@ -460,7 +461,7 @@ impl Scanner<'_> {
         };
         let value = self.lookup(name);
         let Some(operator) = operator else {
-            return Err(ExpandErrorKind::UnsupportedModifier(spelled));
+            return Err(ExpandErrorKind::UnsupportedModifier(spelled.into()));
         };
         if self.lexer.skip_unset && value.is_none() {
             return Ok(format!("${{{name}{spelled}{word}}}"));
@@ -492,7 +493,7 @@ impl Scanner<'_> {
                     pattern::remove_suffix(&value, pattern, longest)
                 }
             }
-            _ => Err(ExpandErrorKind::UnsupportedModifier(spelled)),
+            _ => Err(ExpandErrorKind::UnsupportedModifier(spelled.into())),
         }
     }
 
@@ -573,6 +574,6 @@ fn required(name: &str, word: String, default: &str) -> ExpandErrorKind {
     };
     ExpandErrorKind::Required {
         name: name.to_owned(),
-        message,
+        message: message.into(),
     }
 }

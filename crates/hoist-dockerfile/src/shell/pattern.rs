@@ -35,8 +35,8 @@ fn compile(pattern: &str) -> Result<Vec<Token>, ExpandErrorKind> {
                 Some(escaped @ ('*' | '?' | '\\')) => Token::Literal(escaped),
                 other => {
                     return Err(ExpandErrorKind::InvalidPattern {
-                        pattern: pattern.to_owned(),
-                        escaped: other.map(String::from).unwrap_or_default(),
+                        pattern: pattern.into(),
+                        escaped: other.map(String::from).unwrap_or_default().into(),
                     });
                 }
             },

@@ -1,13 +1,15 @@
 //! The resolver: walks the instructions once, keeping ARG and ENV scopes,
 //! expanding values and recording stage dependencies.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::reference::check_image_reference;
 use super::values::{check_checksum, check_chmod, check_port, check_signal, check_size};
 use super::{
-    Base, BaseImages, BuildOptions, BuildPlan, DEFAULT_PATH, MAX_SCOPE_BYTES, PROXY_ARGS, Stage,
-    StageError, StageErrorKind, Variables, is_from, platform_args,
+    Base, BaseImages, BuildOptions, BuildPlan, DEFAULT_PATH, MAX_SCOPE_BYTES,
+    MAX_TOTAL_EXPANDED_BYTES, PROXY_ARGS, Stage, StageError, StageErrorKind, Variables, is_from,
+    platform_args,
 };
 use crate::instructions::{
     ArgInstruction, FromInstruction, Instruction, InstructionKind, Pair, Pairs, Text, Words,
@@ -39,6 +41,10 @@ pub(super) struct Resolver<'a> {
     all_stage_names: HashMap<String, usize>,
     /// Number of stages in the file.
     stage_count: usize,
+    /// Bytes produced so far over the whole build, checked against
+    /// [`MAX_TOTAL_EXPANDED_BYTES`]. A `Cell`, because expansion borrows the
+    /// resolver shared.
+    produced_bytes: Cell<usize>,
 }
 
 /// The ARG and ENV scope of the stage being resolved.
@@ -88,6 +94,7 @@ impl<'a> Resolver<'a> {
             stage_names: HashMap::new(),
             all_stage_names: HashMap::new(),
             stage_count: 0,
+            produced_bytes: Cell::new(0),
         }
     }
 
@@ -142,7 +149,26 @@ impl<'a> Resolver<'a> {
     }
 
     fn expand_word(&self, word: &str, scope: &dyn Env) -> Step<String> {
-        Ok(self.lexer.process_word(word, scope)?)
+        let value = self.lexer.process_word(word, scope)?;
+        self.count_produced(value.len())?;
+        Ok(value)
+    }
+
+    /// Returns a copy of `value`, counted in the bytes produced over the build.
+    fn copy_value(&self, value: &str) -> Step<String> {
+        self.count_produced(value.len())?;
+        Ok(value.to_owned())
+    }
+
+    /// Adds `bytes` to the bytes produced over the build and fails once the
+    /// total passes [`MAX_TOTAL_EXPANDED_BYTES`].
+    fn count_produced(&self, bytes: usize) -> Step<()> {
+        let total = self.produced_bytes.get().saturating_add(bytes);
+        self.produced_bytes.set(total);
+        if total > MAX_TOTAL_EXPANDED_BYTES {
+            return Err(StageErrorKind::ExpansionTooLarge);
+        }
+        Ok(())
     }
 
     fn declare_global(&mut self, arg: &ArgInstruction) -> Step<()> {
@@ -179,13 +205,21 @@ impl<'a> Resolver<'a> {
         let mut stage = self
             .start_stage(index, from_instruction)
             .map_err(|kind| self.error(from.start_line, kind))?;
-        let mut scope = self.base_scope(&stage.base);
+        let mut scope = self
+            .base_scope(&stage.base)
+            .map_err(|kind| self.error(from.start_line, kind))?;
         if scope.env.get("PATH").is_none() && self.stage_os(&stage) != "windows" {
             scope
                 .env
                 .set("PATH".to_owned(), Some(DEFAULT_PATH.to_owned()));
         }
         let triggers = self.base_triggers(&stage.base, from);
+        let trigger_bytes = triggers
+            .iter()
+            .map(|trigger| json_bytes(&trigger.kind))
+            .sum();
+        self.count_produced(trigger_bytes)
+            .map_err(|kind| self.error(from.start_line, kind))?;
         for instruction in triggers.iter().chain(body) {
             let kind = self
                 .expand_instruction(&instruction.kind, &mut scope, &mut stage)
@@ -217,9 +251,10 @@ impl<'a> Resolver<'a> {
     }
 
     /// Returns the scope a stage starts with: that of its base stage, or the
-    /// ENV of its base image.
-    fn base_scope(&self, base: &Base) -> Scope {
-        match base {
+    /// ENV of its base image. A copy of an image's ENV counts in the bytes
+    /// produced over the build.
+    fn base_scope(&self, base: &Base) -> Step<Scope> {
+        Ok(match base {
             // Sharing the base stage's variables costs O(1): see `Variables`.
             Base::Stage(base) => Scope {
                 args: self.stages[*base].args.clone(),
@@ -228,7 +263,8 @@ impl<'a> Resolver<'a> {
             Base::Image(reference) => {
                 let mut env = Variables::default();
                 for (name, value) in self.bases.get(reference).into_iter().flat_map(|b| &b.env) {
-                    env.set(name.clone(), Some(value.clone()));
+                    self.count_produced(name.len())?;
+                    env.set(name.clone(), Some(self.copy_value(value)?));
                 }
                 Scope {
                     args: Variables::default(),
@@ -236,7 +272,7 @@ impl<'a> Resolver<'a> {
                 }
             }
             Base::Scratch => Scope::default(),
-        }
+        })
     }
 
     /// Returns the `ONBUILD` triggers of a stage's base, numbered with the `FROM`
@@ -274,7 +310,7 @@ impl<'a> Resolver<'a> {
         let image = self.expand_word(&from.image, &self.global_scope)?;
         if image.is_empty() {
             return Err(StageErrorKind::EmptyBaseName {
-                written: from.image.clone(),
+                written: from.image.as_str().into(),
             });
         }
         if let Some(name) = &from.name
@@ -289,8 +325,8 @@ impl<'a> Resolver<'a> {
         } else {
             check_image_reference(&image).map_err(|reason| StageErrorKind::InvalidValue {
                 place: "image name in FROM".to_owned(),
-                value: image.clone(),
-                reason,
+                value: image.as_str().into(),
+                reason: reason.into(),
             })?;
             Base::Image(image)
         };
@@ -337,10 +373,10 @@ impl<'a> Resolver<'a> {
                 count: self.stage_count,
             }),
             Some(index) if index == stage.index => Err(StageErrorKind::SelfReference {
-                reference: reference.to_owned(),
+                reference: reference.into(),
             }),
             Some(index) if index > stage.index => Err(StageErrorKind::ForwardReference {
-                reference: reference.to_owned(),
+                reference: reference.into(),
                 stage: index,
             }),
             Some(index) => {
@@ -351,8 +387,8 @@ impl<'a> Resolver<'a> {
                 check_image_reference(reference).map_err(|reason| {
                     StageErrorKind::InvalidValue {
                         place: place.to_owned(),
-                        value: reference.to_owned(),
-                        reason,
+                        value: reference.into(),
+                        reason: reason.into(),
                     }
                 })?;
                 stage.image_references.insert(reference.to_owned());
@@ -400,11 +436,16 @@ impl<'a> Resolver<'a> {
             if let Some(default) = &declaration.default {
                 declaration.default = Some(self.expand_word(default, scope)?);
             }
+            // A default was counted when it was expanded; a build arg or a
+            // global value is a new copy, so it counts here.
             let value = match self.options.build_args.get(&declaration.name) {
-                Some(value) => Some(value.clone()),
+                Some(value) => Some(self.copy_value(value)?),
                 None => match &declaration.default {
                     Some(default) => Some(default.clone()),
-                    None => self.global_scope.get(&declaration.name).cloned(),
+                    None => match self.global_scope.get(&declaration.name) {
+                        Some(value) => Some(self.copy_value(value)?),
+                        None => None,
+                    },
                 },
             };
             scope.args.set(declaration.name.clone(), value);
@@ -451,7 +492,7 @@ impl<'a> Resolver<'a> {
                 copy.sources = self.expand_all(&copy.sources, &*scope)?;
                 copy.destination = self.expand_word(&copy.destination, &*scope)?;
                 copy.exclude = self.expand_all(&copy.exclude, &*scope)?;
-                copy.heredocs = expand_heredocs(&copy.heredocs, &*scope)?;
+                copy.heredocs = expand_heredocs(self, &copy.heredocs, &*scope)?;
                 InstructionKind::Copy(copy)
             }
             InstructionKind::Add(add) => {
@@ -469,7 +510,7 @@ impl<'a> Resolver<'a> {
                 )?;
                 add.destination = self.expand_word(&add.destination, &*scope)?;
                 add.exclude = self.expand_all(&add.exclude, &*scope)?;
-                add.heredocs = expand_heredocs(&add.heredocs, &*scope)?;
+                add.heredocs = expand_heredocs(self, &add.heredocs, &*scope)?;
                 InstructionKind::Add(add)
             }
             InstructionKind::Run(run) => {
@@ -492,7 +533,9 @@ impl<'a> Resolver<'a> {
             InstructionKind::Expose(words) => {
                 let mut ports = Vec::new();
                 for word in &words.values {
-                    ports.extend(self.lexer.process_words(word, &*scope)?);
+                    let expanded = self.lexer.process_words(word, &*scope)?;
+                    self.count_produced(expanded.iter().map(String::len).sum())?;
+                    ports.extend(expanded);
                 }
                 for port in &ports {
                     check_value(Some(port), "EXPOSE", check_port)?;
@@ -519,7 +562,7 @@ impl<'a> Resolver<'a> {
             return Ok(self.stages.len().saturating_sub(1));
         };
         self.stage_by_name(name)
-            .ok_or_else(|| self.error(0, StageErrorKind::TargetNotFound { name: name.clone() }))
+            .ok_or_else(|| self.error(0, StageErrorKind::TargetNotFound { name: name.into() }))
     }
 
     /// Returns the target and every stage it depends on, directly or not.
@@ -574,8 +617,8 @@ fn check_value(
     };
     check(value).map_err(|reason| StageErrorKind::InvalidValue {
         place: place.to_owned(),
-        value: value.to_owned(),
-        reason,
+        value: value.into(),
+        reason: reason.into(),
     })
 }
 
@@ -587,7 +630,11 @@ fn check_value(
 /// `expand` is cleared so that nothing expands the body a second time.
 // NOTE: an expanded body is limited to `MAX_EXPANDED_LENGTH` bytes like any
 // expanded word; a longer body that needs expansion is rejected.
-fn expand_heredocs(heredocs: &[Heredoc], scope: &Scope) -> Step<Vec<Heredoc>> {
+fn expand_heredocs(
+    resolver: &Resolver<'_>,
+    heredocs: &[Heredoc],
+    scope: &Scope,
+) -> Step<Vec<Heredoc>> {
     let lexer = Lexer {
         raw_quotes: true,
         ..Lexer::new('\\')
@@ -598,14 +645,41 @@ fn expand_heredocs(heredocs: &[Heredoc], scope: &Scope) -> Step<Vec<Heredoc>> {
             if !heredoc.expand {
                 return Ok(heredoc.clone());
             }
+            let content = lexer.process_word(&heredoc.body(), scope)?;
+            resolver.count_produced(content.len())?;
             Ok(Heredoc {
-                content: lexer.process_word(&heredoc.body(), scope)?,
+                content,
                 chomp: false,
                 expand: false,
                 ..heredoc.clone()
             })
         })
         .collect()
+}
+
+/// Returns the length of `kind` serialized as JSON, an estimate of the
+/// memory that a copy of it takes.
+fn json_bytes(kind: &InstructionKind) -> usize {
+    let mut counter = ByteCounter(0);
+    // The counter accepts every write. A serialization error would stop
+    // early and leave a smaller count.
+    match serde_json::to_writer(&mut counter, kind) {
+        Ok(()) | Err(_) => counter.0,
+    }
+}
+
+/// A writer that only counts the bytes written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

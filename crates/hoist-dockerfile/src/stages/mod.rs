@@ -23,6 +23,7 @@ mod reference;
 mod values;
 mod variables;
 
+use crate::error_value::ErrorValue;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -41,6 +42,17 @@ pub use variables::{Variable, Variables};
 /// [`crate::shell::MAX_EXPANDED_LENGTH`] bytes, so without a cap a short
 /// file could hold gigabytes of variables.
 pub const MAX_SCOPE_BYTES: usize = 16 << 20;
+
+/// Maximum total size in bytes of everything that resolution produces over
+/// the whole build, 64 MiB: every expanded word of every instruction in
+/// every stage, every copy of an `ONBUILD` trigger that a stage runs, and
+/// every copy of a global ARG, build arg or base image ENV that a stage takes.
+/// [`MAX_SCOPE_BYTES`] caps one scope, but a short file can expand a large
+/// variable on many lines, or run large triggers in many stages, and each
+/// result is kept in the [`BuildPlan`]. The limit is 4 times
+/// [`crate::read::MAX_DOCKERFILE_BYTES`], far more than a file produces
+/// unless it expands large variables again and again.
+pub const MAX_TOTAL_EXPANDED_BYTES: usize = 64 << 20;
 
 /// Build arguments that every build accepts without an `ARG` line; they
 /// reach `RUN` only, and only when given.
@@ -147,19 +159,19 @@ pub enum StageErrorKind {
     #[error("target stage {name:?} could not be found")]
     TargetNotFound {
         /// The requested name.
-        name: String,
+        name: ErrorValue,
     },
     /// `FROM` expands to an empty image name.
     #[error("FROM {written:?} expands to an empty image name")]
     EmptyBaseName {
         /// The image as written.
-        written: String,
+        written: ErrorValue,
     },
     /// A `COPY --from` or `RUN --mount=from=` refers to the stage it is in.
     #[error("circular dependency: --from={reference} refers to the stage it is in")]
     SelfReference {
         /// The reference as expanded.
-        reference: String,
+        reference: ErrorValue,
     },
     /// A `COPY --from` or `RUN --mount=from=` refers to a later stage.
     /// BuildKit accepts such a reference when it forms no cycle, but hoist
@@ -170,7 +182,7 @@ pub enum StageErrorKind {
     )]
     ForwardReference {
         /// The reference as expanded.
-        reference: String,
+        reference: ErrorValue,
         /// Index of the stage it names.
         stage: usize,
     },
@@ -189,13 +201,20 @@ pub enum StageErrorKind {
         /// `flag --chmod of COPY`.
         place: String,
         /// The value after expansion.
-        value: String,
+        value: ErrorValue,
         /// The expected form of the value.
-        reason: String,
+        reason: ErrorValue,
     },
     /// The ARG and ENV variables of one scope grew past [`MAX_SCOPE_BYTES`].
     #[error("ARG and ENV variables in scope total more than {MAX_SCOPE_BYTES} bytes")]
     ScopeTooLarge,
+    /// The values that resolution produced over the whole build grew past
+    /// [`MAX_TOTAL_EXPANDED_BYTES`]. The error's line is the instruction
+    /// that crossed the limit.
+    #[error(
+        "expanded values in the build total more than {MAX_TOTAL_EXPANDED_BYTES} bytes (64 MiB)"
+    )]
+    ExpansionTooLarge,
     /// A word cannot be expanded.
     #[error(transparent)]
     Expand(#[from] ExpandError),
