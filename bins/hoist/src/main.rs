@@ -189,8 +189,8 @@ struct DockerfileInput {
 /// Reads and parses the Dockerfile.
 fn read_dockerfile(dockerfile: &Path) -> anyhow::Result<DockerfileInput> {
     let name = dockerfile.display().to_string();
-    let text = std::fs::read_to_string(dockerfile)
-        .with_context(|| format!("cannot read the Dockerfile {name}"))?;
+    let text = hoist_dockerfile::read::read_dockerfile(dockerfile)
+        .context("cannot read the Dockerfile")?;
     let parsed = hoist_dockerfile::parser::parse(&text, &name)?;
     let instructions = hoist_dockerfile::instructions::instructions(&parsed)?;
     Ok(DockerfileInput {

@@ -190,3 +190,13 @@ fn full_disk_during_extraction_is_run_failure() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("No space left on device"), "{stderr}");
 }
+
+#[test]
+fn oversized_dockerfile_is_rejected() {
+    let mut dockerfile = String::from("FROM scratch\n# ");
+    dockerfile.push_str(&"x".repeat(17 * 1024 * 1024));
+    dockerfile.push('\n');
+    let output = run(&dockerfile, "", &[]);
+    // Like a parse error, an unreadable Dockerfile fails the run with status 1.
+    assert_error_reads_once(&output, 1, "file is larger than the limit");
+}
