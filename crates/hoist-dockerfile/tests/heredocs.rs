@@ -170,14 +170,14 @@ fn run_heredoc_is_left_to_the_shell() {
 #[test]
 fn invalid_delimiter_keeps_lexer_cause() {
     let lexer_error = ExpandError {
-        input: "${x".to_owned(),
+        input: "${x".to_owned().into(),
         kind: ExpandErrorKind::MissingBrace,
     };
     let error = ParseError {
         file: "Dockerfile".to_owned(),
         line: 2,
         kind: ParseErrorKind::InvalidHeredoc {
-            word: "<<${x".to_owned(),
+            word: "<<${x".to_owned().into(),
             source: Box::new(lexer_error.clone()),
         },
     };
