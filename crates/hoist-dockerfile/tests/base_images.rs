@@ -137,6 +137,13 @@ fn windows_stage_gets_no_default_path() {
 }
 
 #[test]
+fn stage_platform_is_expanded() {
+    let text = "ARG P=linux/arm64/v8\nFROM --platform=$P scratch\n";
+    let plan = plan_with(text, &BaseImages::new()).unwrap();
+    assert_eq!(plan.stages[0].platform.as_deref(), Some("linux/arm64/v8"));
+}
+
+#[test]
 fn image_triggers_run_first_in_scope() {
     let bases = BaseImages::from([(
         "builder".to_owned(),

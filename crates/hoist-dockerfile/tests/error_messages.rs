@@ -121,6 +121,10 @@ fn stage_error_messages() {
         "FROM a\nCOPY --from=later a b\nFROM a AS later\n",
         "FROM a\nRUN --mount=from=1,target=/x true\nFROM a\n",
         "FROM a\nFROM a\nCOPY --from=7 a b\n",
+        "FROM --platform=bogus a\n",
+        "ARG P=linux/amd64/v1/x\nFROM --platform=$P a\n",
+        "FROM --platform=linux//amd64 scratch\n",
+        "ARG UNSET\nFROM --platform=$UNSET scratch\n",
     ];
     let rendered: String = cases
         .iter()

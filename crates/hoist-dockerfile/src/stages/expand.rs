@@ -334,6 +334,13 @@ impl<'a> Resolver<'a> {
             Some(platform) => Some(self.expand_word(platform, &self.global_scope)?),
             None => None,
         };
+        if let Some(platform) = &platform {
+            check_platform(platform).map_err(|reason| StageErrorKind::InvalidValue {
+                place: "flag --platform of FROM".to_owned(),
+                value: platform.as_str().into(),
+                reason: reason.into(),
+            })?;
+        }
         let mut dependencies = BTreeSet::new();
         if let Base::Stage(base) = base {
             dependencies.insert(base);
@@ -679,6 +686,23 @@ impl std::io::Write for ByteCounter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Checks that `platform` reads `os/architecture[/variant]`, each part made of
+/// ASCII letters, digits, `_`, `-` and `.`.
+fn check_platform(platform: &str) -> Result<(), &'static str> {
+    let parts: Vec<&str> = platform.split('/').collect();
+    let valid_part = |part: &&str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'))
+    };
+    if (2..=3).contains(&parts.len()) && parts.iter().all(valid_part) {
+        Ok(())
+    } else {
+        Err("expected os/architecture[/variant], such as linux/amd64")
     }
 }
 
