@@ -22,6 +22,26 @@ pub enum PlanError {
     /// The stages could not be resolved.
     #[error(transparent)]
     Resolve(#[from] StageError),
+    /// A stage requests with `FROM --platform` a platform other than the one
+    /// being built. hoist builds every stage for one platform, so it rejects
+    /// the build rather than build the stage for the wrong platform.
+    #[error(
+        "{file}:{line}: stage {stage} requests platform {requested} with FROM --platform, \
+         but this build is for {building}; hoist builds all stages for one platform, so build for \
+         {requested} with --custom-platform or drop the flag"
+    )]
+    OtherPlatform {
+        /// The Dockerfile name.
+        file: String,
+        /// 1-based line of the stage's `FROM`.
+        line: usize,
+        /// The stage's name, or its index when it has none.
+        stage: String,
+        /// The value of `--platform`.
+        requested: String,
+        /// The platform of the build.
+        building: String,
+    },
     /// A base image could not be resolved.
     #[error("failed to resolve base image {reference:?}")]
     Base {
@@ -91,6 +111,7 @@ pub fn plan_build<'a>(
     let mut bases = BaseImages::new();
     loop {
         let plan = resolve_with_bases(file, escape, instructions, options, &bases)?;
+        check_stage_platforms(file, instructions, &plan, platform)?;
         let missing = missing_image_bases(&plan, &images);
         if missing.is_empty() {
             let bases = ResolvedBases { images, source };
@@ -108,6 +129,41 @@ pub fn plan_build<'a>(
             images.insert(reference, image);
         }
     }
+}
+
+/// Checks that every needed stage with `FROM --platform` requests `platform`.
+fn check_stage_platforms(
+    file: &str,
+    instructions: &[Instruction],
+    plan: &BuildPlan,
+    platform: &Platform,
+) -> Result<(), PlanError> {
+    for &index in &plan.needed {
+        let stage = &plan.stages[index];
+        let Some(requested) = &stage.platform else {
+            continue;
+        };
+        // hoist-dockerfile has checked the form of the value already.
+        let Ok(requested) = Platform::parse(requested) else {
+            continue;
+        };
+        if !requested.matches(platform) && !platform.matches(&requested) {
+            // Stage N starts at the Nth FROM.
+            let line = instructions
+                .iter()
+                .filter(|instruction| matches!(instruction.kind, InstructionKind::From(_)))
+                .nth(index)
+                .map_or(0, |instruction| instruction.start_line);
+            return Err(PlanError::OtherPlatform {
+                file: file.to_owned(),
+                line,
+                stage: stage.name.clone().unwrap_or_else(|| index.to_string()),
+                requested: requested.to_string(),
+                building: platform.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Returns the image references that needed stages are built `FROM` and

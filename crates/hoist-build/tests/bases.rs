@@ -144,3 +144,30 @@ fn scratch_stage_gets_default_path() {
     let default_path = hoist_dockerfile::stages::DEFAULT_PATH;
     assert_eq!(env, [format!("PATH=/app/bin:{default_path}")]);
 }
+
+#[test]
+fn stage_for_another_platform_is_refused() {
+    let work = temporary_dir();
+    let text =
+        "FROM --platform=linux/arm64 scratch AS tools\nFROM scratch\nCOPY --from=tools / /\n";
+    let Err(error) = build_with(text, &settings(work.path(), None), &source(&[])) else {
+        panic!("a stage for linux/arm64 in a linux/amd64 build must fail");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("Dockerfile:1: stage tools requests platform linux/arm64"),
+        "{message}"
+    );
+    assert!(
+        message.contains("this build is for linux/amd64"),
+        "{message}"
+    );
+}
+
+#[test]
+fn stage_for_the_build_platform_is_built() {
+    let work = temporary_dir();
+    let text = "ARG BUILDPLATFORM=linux/amd64\nFROM --platform=$BUILDPLATFORM scratch\n";
+    build_with(text, &settings(work.path(), None), &source(&[]))
+        .expect("a stage for the build's own platform builds");
+}
