@@ -80,3 +80,37 @@ fn untrusted_registry_fails_with_its_name() {
         .failure()
         .stderr(predicate::str::contains(registry.host()));
 }
+
+fn busybox_digest(files: &hoist_testkit::BaseImageFiles) -> String {
+    read_oci_layout(&files.layout, Some("latest"))
+        .expect("busybox layout reads")
+        .rendered
+        .manifest_descriptor
+        .digest
+        .to_string()
+}
+
+#[test]
+fn ipv6_loopback_destination_is_pushed() {
+    let registry = Registry::builder().ipv6().start().unwrap();
+    let files = hoist_testkit::base_image(BaseImage::Busybox).unwrap();
+    let expected = busybox_digest(&files);
+
+    // No transport flag: [::1] falls back to plain HTTP as 127.0.0.1 does.
+    cargo_bin_cmd!("hoist-push")
+        .arg(&files.layout)
+        .args(["--source-ref", "latest"])
+        .args(["--destination", &registry.reference("cli/app:v1")])
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .assert()
+        .success()
+        .stdout(format!("{expected}\n"));
+
+    let stored = registry
+        .client()
+        .unwrap()
+        .get_manifest("cli/app", "v1")
+        .unwrap();
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body_digest(), expected);
+}

@@ -151,6 +151,43 @@ async fn three_tags_cost_three_manifest_puts() {
     }
 }
 
+/// Pushes to a registry on `[::1]` with default client options, so that the loopback
+/// rule (HTTPS first, then plain HTTP) picks the scheme as it does for 127.0.0.1, and
+/// pulls the image back.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_loopback_registry_takes_push() {
+    let registry = Registry::builder().ipv6().start().unwrap();
+    assert!(registry.host().starts_with("[::1]:"), "{}", registry.host());
+    let image = busybox();
+    let target = destination(&registry, "app/ipv6:v1");
+    assert_eq!(target.registry(), registry.host());
+    let client = Client::new(
+        hoist_registry::ClientOptions::default(),
+        hoist_registry::Credentials::Anonymous,
+    );
+
+    let outcome = client
+        .push(&image, std::slice::from_ref(&target), &BTreeMap::new())
+        .await
+        .unwrap();
+
+    let stored = registry
+        .client()
+        .unwrap()
+        .get_manifest("app/ipv6", "v1")
+        .unwrap();
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body_digest(), outcome.digest);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = hoist_registry::BlobCache::open(cache_dir.path()).unwrap();
+    let pulled = client
+        .pull(&target, &hoist_registry::host_platform(), &cache)
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest.digest, outcome.digest);
+    assert_eq!(pulled.image.layers().len(), image.image.layers().len());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn chunked_upload_is_complete() {
     let registry = Registry::builder()
