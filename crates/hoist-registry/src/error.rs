@@ -181,6 +181,27 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A blob declares more bytes than the file system of the cache has free. It is
+    /// checked before the download starts.
+    #[error(
+        "blob {digest} from {registry}/{repository} declares a size of {size} bytes, but the \
+         file system of {path} has only {available} bytes free; the download was not started. \
+         Free some space or choose another cache directory"
+    )]
+    InsufficientSpace {
+        /// The registry host.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// The blob digest.
+        digest: String,
+        /// The size from the manifest, in bytes.
+        size: u64,
+        /// The bytes free for unprivileged users on the file system of `path`.
+        available: u64,
+        /// The cache's blob directory.
+        path: PathBuf,
+    },
     /// A blob of the image to push is missing from the registry after its upload.
     #[error("blob {digest} is missing in {registry}/{repository} after its upload")]
     BlobNotConfirmed {
