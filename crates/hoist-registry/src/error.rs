@@ -181,6 +181,20 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A push destination given by digest names another manifest than the image's. It is
+    /// checked before any request is sent.
+    #[error(
+        "destination {destination} names manifest digest {expected}, but the image to push \
+         has manifest digest {actual}; nothing was pushed. Give a tag, or the image's digest"
+    )]
+    DestinationDigest {
+        /// The destination as given.
+        destination: String,
+        /// The digest the destination names.
+        expected: String,
+        /// The digest of the image's manifest.
+        actual: String,
+    },
     /// A blob declares more bytes than the file system of the cache has free. It is
     /// checked before the download starts.
     #[error(

@@ -17,6 +17,10 @@ const DEFAULT_REGISTRY_API_HOST: &str = "registry-1.docker.io";
 /// or a colon and other than `localhost` is part of the repository, so `busybox` becomes
 /// `docker.io/library/busybox:latest`. A registry may also be an IPv6 address in brackets,
 /// with or without a port, such as `[::1]:5000`.
+///
+/// A reference may carry both a tag and a digest (`repository:tag@digest`). A pull then
+/// requests the digest and ignores the tag, as Docker does. A push rejects such a
+/// reference, see [`check_push_destination`](Self::check_push_destination).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ImageReference {
     registry: String,
@@ -64,7 +68,7 @@ impl ImageReference {
     }
 
     /// The part of a manifest URL after `/manifests/`: the digest when there is one (it pins
-    /// the content), else the tag.
+    /// the content, so a tag next to it is ignored), else the tag.
     pub fn manifest_reference(&self) -> &str {
         self.digest
             .as_deref()
@@ -75,6 +79,32 @@ impl ImageReference {
     /// Returns the same repository at `digest`, without a tag.
     pub fn with_digest(&self, digest: &str) -> Self {
         Self::new(&self.registry, &self.repository, None, Some(digest))
+    }
+
+    /// Parses `text` as a reference to push to, which names a tag or a digest but not
+    /// both.
+    pub fn parse_destination(text: &str) -> Result<Self, Error> {
+        let reference: Self = text.parse()?;
+        reference.check_push_destination()?;
+        Ok(reference)
+    }
+
+    /// Checks that this reference can be pushed to. A manifest is put under one tag or one
+    /// digest, so a reference with both is rejected, as skopeo does, instead of dropping
+    /// the tag.
+    pub fn check_push_destination(&self) -> Result<(), Error> {
+        if let (Some(tag), Some(digest)) = (&self.tag, &self.digest) {
+            return Err(Error::InvalidReference {
+                reference: self.to_string(),
+                reason: format!(
+                    "a push destination cannot have both a tag and a digest; push to \
+                     {registry}/{repository}:{tag} or to {registry}/{repository}@{digest}",
+                    registry = self.registry,
+                    repository = self.repository,
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -262,6 +292,26 @@ mod tests {
             );
         }
         assert_eq!(parse("host:65535/x").registry(), "host:65535");
+    }
+
+    #[test]
+    fn digest_and_tag_destination_is_rejected() {
+        let digest = format!("sha256:{}", "c".repeat(64));
+        let error =
+            ImageReference::parse_destination(&format!("r.example/app:v1@{digest}")).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("both a tag and a digest"), "{message}");
+        assert!(message.contains("r.example/app:v1 or"), "{message}");
+        assert!(
+            message.contains(&format!("r.example/app@{digest}")),
+            "{message}"
+        );
+
+        let tagged = ImageReference::parse_destination("r.example/app:v1").unwrap();
+        assert_eq!(tagged.manifest_reference(), "v1");
+        let pinned = ImageReference::parse_destination(&format!("r.example/app@{digest}")).unwrap();
+        assert_eq!(pinned.tag(), None);
+        assert_eq!(pinned.manifest_reference(), digest);
     }
 
     #[test]

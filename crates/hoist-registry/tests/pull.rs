@@ -135,6 +135,39 @@ async fn corrupted_blob_is_rejected() {
     assert!(kept.is_empty(), "{kept:?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_wins_over_tag_on_pull() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let oci = pushed.iter().find(|image| image.form == ManifestForm::Oci);
+    let docker = pushed
+        .iter()
+        .find(|image| image.form == ManifestForm::Docker);
+    let (oci, docker) = (oci.unwrap(), docker.unwrap());
+    assert_ne!(oci.digest, docker.digest);
+    let both: ImageReference = format!("{}@{}", oci.reference, docker.digest)
+        .parse()
+        .unwrap();
+    let client = common::client_for(&registry);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+    let tag_path = format!("/manifests/{}", oci.tag);
+    let tag_requests = common::count_requests(&registry, "GET", &tag_path);
+
+    let pulled = client.pull(&both, &host_platform(), &cache).await.unwrap();
+
+    assert_eq!(pulled.manifest.digest, docker.digest);
+    assert_eq!(pulled.resolved_digest, docker.digest);
+    assert_eq!(
+        pulled.reference.to_string(),
+        format!("{}/{}@{}", registry.host(), oci.repository, docker.digest)
+    );
+    assert_eq!(
+        common::count_requests(&registry, "GET", &tag_path),
+        tag_requests
+    );
+}
+
 /// Puts `manifest` of `media_type` under `name` (`repository:tag`) in an anonymous
 /// registry.
 async fn put_manifest(registry: &Registry, name: &str, media_type: &str, manifest: &[u8]) {
