@@ -29,7 +29,9 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     source_ref: Option<String>,
     /// A reference to push to; repeat for more tags. Each extra tag of the same
-    /// repository costs one manifest PUT.
+    /// repository costs one manifest PUT. A destination names a tag (`REPO:TAG`) or
+    /// the image's manifest digest (`REPO@sha256:...`), not both. A digest other than
+    /// the image's fails before anything is sent.
     #[arg(long = "destination", short = 'd', value_name = "REF", required = true)]
     destinations: Vec<String>,
     /// Send blobs in chunks of this many bytes instead of one request per blob.
@@ -72,7 +74,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let destinations = args
         .destinations
         .iter()
-        .map(|text| text.parse::<ImageReference>())
+        .map(|text| ImageReference::parse_destination(text))
         .collect::<Result<Vec<_>, _>>()?;
     let image = load_source(&args.source, args.source_ref.as_deref())?;
     // A terminal gets progress bars; CI logs get the `info` line per blob instead.

@@ -80,3 +80,95 @@ fn untrusted_registry_fails_with_its_name() {
         .failure()
         .stderr(predicate::str::contains(registry.host()));
 }
+
+/// Counts the requests in the registry's log, the testkit's readiness probe included.
+fn logged_requests(registry: &Registry) -> usize {
+    let log = std::fs::read_to_string(registry.log_path()).expect("registry log");
+    log.lines()
+        .filter(|line| line.contains("response completed"))
+        .count()
+}
+
+fn busybox_digest(files: &hoist_testkit::BaseImageFiles) -> String {
+    read_oci_layout(&files.layout, Some("latest"))
+        .expect("busybox layout reads")
+        .rendered
+        .manifest_descriptor
+        .digest
+        .to_string()
+}
+
+#[test]
+fn wrong_digest_destination_fails_before_upload() {
+    let registry = Registry::builder().start().unwrap();
+    let files = hoist_testkit::base_image(BaseImage::Busybox).unwrap();
+    let actual = busybox_digest(&files);
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let destination = registry.reference(&format!("cli/app@{wrong}"));
+    let requests_before = logged_requests(&registry);
+
+    let output = cargo_bin_cmd!("hoist-push")
+        .arg(&files.layout)
+        .args(["--source-ref", "latest"])
+        .args(["--destination", &destination])
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&destination), "{stderr}");
+    assert!(stderr.contains(&wrong), "{stderr}");
+    assert!(stderr.contains(&actual), "{stderr}");
+    assert_eq!(logged_requests(&registry), requests_before);
+}
+
+#[test]
+fn tag_and_digest_destination_is_rejected() {
+    let registry = Registry::builder().start().unwrap();
+    let files = hoist_testkit::base_image(BaseImage::Busybox).unwrap();
+    let digest = busybox_digest(&files);
+    let requests_before = logged_requests(&registry);
+
+    cargo_bin_cmd!("hoist-push")
+        .arg(&files.layout)
+        .args(["--source-ref", "latest"])
+        .args([
+            "--destination",
+            &registry.reference(&format!("cli/app:v1@{digest}")),
+        ])
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("both a tag and a digest"));
+
+    assert_eq!(logged_requests(&registry), requests_before);
+}
+
+#[test]
+fn ipv6_loopback_destination_is_pushed() {
+    let registry = Registry::builder().ipv6().start().unwrap();
+    let files = hoist_testkit::base_image(BaseImage::Busybox).unwrap();
+    let expected = busybox_digest(&files);
+
+    // No transport flag: [::1] falls back to plain HTTP as 127.0.0.1 does.
+    cargo_bin_cmd!("hoist-push")
+        .arg(&files.layout)
+        .args(["--source-ref", "latest"])
+        .args(["--destination", &registry.reference("cli/app:v1")])
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .assert()
+        .success()
+        .stdout(format!("{expected}\n"));
+
+    let stored = registry
+        .client()
+        .unwrap()
+        .get_manifest("cli/app", "v1")
+        .unwrap();
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body_digest(), expected);
+}

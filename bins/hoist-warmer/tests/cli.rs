@@ -357,3 +357,37 @@ fn single_image_records_its_own_platform() {
     );
     assert!(!cache_index.contains("s390x"), "{cache_index}");
 }
+
+#[test]
+fn image_digest_wins_over_tag() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let tagged = pushed.iter().find(|image| image.tag == "latest").unwrap();
+    let docker = pushed
+        .iter()
+        .find(|image| image.tag == "latest-docker")
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    // The tag names the OCI manifest, the digest the Docker one: the digest is pulled.
+    let reference = format!("{}@{}", tagged.reference, docker.digest);
+
+    warmer(home.path())
+        .args(["--image", &reference])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--insecure-registry", registry.host()])
+        .assert()
+        .success()
+        .stdout(format!("{reference} {}\n", docker.digest));
+
+    let cache_index = std::fs::read_to_string(cache.join("index.json")).unwrap();
+    let recorded = format!(
+        "{}/{}@{}",
+        registry.host(),
+        docker.repository,
+        docker.digest
+    );
+    assert!(cache_index.contains(&recorded), "{cache_index}");
+    assert!(!cache_index.contains(&tagged.digest), "{cache_index}");
+}

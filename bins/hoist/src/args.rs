@@ -55,7 +55,9 @@ pub(crate) struct Args {
     pub(crate) custom_platform: Option<Platform>,
 
     /// A reference to push the image to (`registry/repository:tag`). Repeatable: every
-    /// tag of the same repository costs one manifest upload.
+    /// tag of the same repository costs one manifest upload. A destination may name the
+    /// image's manifest digest (`registry/repository@sha256:...`) in place of a tag, which
+    /// is checked after the build, before any output is written or pushed.
     #[arg(short = 'd', long = "destination", value_name = "REF", help_heading = OUTPUT)]
     pub(crate) destinations: Vec<String>,
     /// Build without pushing. Also set by `KANIKO_NO_PUSH=true`.

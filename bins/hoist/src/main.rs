@@ -132,6 +132,13 @@ fn run(args: &Args) -> Result<(), Failure> {
     };
     let image = output::finalize(output.image.clone(), &options.labels, created)
         .map_err(|error| Failure::Run(error.into()))?;
+    // The image's digest is known only now, and a destination that names another digest
+    // must fail before any output file is written or any blob is pushed.
+    hoist_registry::check_push_destinations(
+        image.rendered.manifest_descriptor.digest.as_ref(),
+        &options.destinations,
+    )
+    .map_err(|error| Failure::Run(error.into()))?;
     options
         .outputs
         .write_image(&image, &options.destinations)

@@ -187,7 +187,7 @@ fn parse_destinations(texts: &[String]) -> anyhow::Result<Vec<ImageReference>> {
     texts
         .iter()
         .map(|text| {
-            text.parse::<ImageReference>()
+            ImageReference::parse_destination(text)
                 .with_context(|| format!("invalid --destination {text:?}"))
         })
         .collect()

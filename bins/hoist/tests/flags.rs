@@ -150,6 +150,86 @@ fn reproducible_builds_repeat_digest() {
     assert_eq!(digests[0], digests[1]);
 }
 
+/// Counts the requests with `method` whose log line contains `path_part` in the
+/// registry's log.
+fn logged_requests(registry: &Registry, method: &str, path_part: &str) -> usize {
+    let log = std::fs::read_to_string(registry.log_path()).expect("registry log");
+    log.lines()
+        .filter(|line| line.contains("response completed"))
+        .filter(|line| line.contains(&format!("http.request.method={method} ")))
+        .filter(|line| line.contains(path_part))
+        .count()
+}
+
+#[test]
+fn digest_destination_must_match_image() {
+    let registry = support::plain_registry();
+    let dockerfile = "FROM {REGISTRY}/base/busybox:latest\nRUN echo pinned > /pinned\n";
+    let home = support::temporary_dir();
+    let digest_file = home.path().join("digest");
+    let flags = ["--reproducible", "--digest-file", path_arg(&digest_file)];
+    let first = build(
+        home.path(),
+        registry.host(),
+        dockerfile,
+        &[&["--no-push"][..], &flags[..]].concat(),
+    );
+    assert_success(&first);
+    let digest = std::fs::read_to_string(&digest_file).unwrap();
+    std::fs::remove_file(&digest_file).unwrap();
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let wrong_destination = registry.reference(&format!("pinned@{wrong}"));
+    let home = support::temporary_dir();
+    let tar_path = home.path().join("image.tar");
+    let failed = build(
+        home.path(),
+        registry.host(),
+        dockerfile,
+        &[
+            &["--destination", &wrong_destination][..],
+            &["--tar-path", path_arg(&tar_path)],
+            &flags[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    let message = stderr(&failed);
+    assert!(message.contains(&wrong_destination), "{message}");
+    assert!(message.contains(&digest), "{message}");
+    assert!(!tar_path.exists());
+    assert!(!digest_file.exists());
+    assert_eq!(logged_requests(&registry, "PUT", "/v2/pinned/"), 0);
+    assert_eq!(logged_requests(&registry, "PATCH", "/v2/pinned/"), 0);
+
+    let destination = registry.reference(&format!("pinned@{digest}"));
+    let home = support::temporary_dir();
+    let name_tag_file = home.path().join("name-tag");
+    let pushed = build(
+        home.path(),
+        registry.host(),
+        dockerfile,
+        &[
+            &["--destination", &destination][..],
+            &[
+                "--image-name-tag-with-digest-file",
+                path_arg(&name_tag_file),
+            ],
+            &flags[..],
+        ]
+        .concat(),
+    );
+    assert_success(&pushed);
+    assert_eq!(
+        registry_digest(&registry, &format!("pinned@{digest}")).as_deref(),
+        Some(digest.as_str())
+    );
+    assert_eq!(
+        std::fs::read_to_string(&name_tag_file).unwrap(),
+        format!("{destination}\n")
+    );
+}
+
 #[test]
 fn zstd_compression_sets_layer_type() {
     let registry = support::plain_registry();

@@ -237,3 +237,12 @@ fn destination_port_out_of_range_is_rejected() {
     let stderr = usage_error(&["--destination", "host:99999/x:1"]);
     assert!(stderr.contains("invalid registry port"), "{stderr}");
 }
+
+#[test]
+fn tag_and_digest_destination_is_rejected() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let destination = format!("127.0.0.1:5000/app:v1@{digest}");
+    let stderr = usage_error(&["--destination", &destination]);
+    assert!(stderr.contains("invalid --destination"), "{stderr}");
+    assert!(stderr.contains("both a tag and a digest"), "{stderr}");
+}

@@ -208,14 +208,17 @@ fn names_with_digest(digest: &str, destinations: &[ImageReference]) -> String {
 }
 
 /// Returns `registry/repository:tag@digest` for each destination, with
-/// `latest` for a destination without a tag.
+/// `latest` for a destination without a tag, and `registry/repository@digest`
+/// for a destination given by digest, which has no tag pushed.
 fn name_tags_with_digest(digest: &str, destinations: &[ImageReference]) -> String {
     destinations
         .iter()
         .map(|destination| {
             let name = format!("{}/{}", destination.registry(), destination.repository());
-            let tag = destination.tag().unwrap_or("latest");
-            format!("{name}:{tag}@{digest}\n")
+            match (destination.tag(), destination.digest()) {
+                (None, Some(_)) => format!("{name}@{digest}\n"),
+                (tag, _) => format!("{name}:{}@{digest}\n", tag.unwrap_or("latest")),
+            }
         })
         .collect()
 }
@@ -288,6 +291,7 @@ mod tests {
             "127.0.0.1:5000/app:v1",
             "127.0.0.1:5000/app:v2",
             "127.0.0.1:5000/other",
+            &format!("127.0.0.1:5000/pinned@{DIGEST}"),
         ]);
         files.write_digests(DIGEST, &destinations).unwrap();
 
@@ -295,13 +299,16 @@ mod tests {
         assert_eq!(read("digest"), DIGEST);
         assert_eq!(
             read("name"),
-            format!("127.0.0.1:5000/app@{DIGEST}\n127.0.0.1:5000/other@{DIGEST}\n")
+            format!(
+                "127.0.0.1:5000/app@{DIGEST}\n127.0.0.1:5000/other@{DIGEST}\n\
+                 127.0.0.1:5000/pinned@{DIGEST}\n"
+            )
         );
         assert_eq!(
             read("name-tag"),
             format!(
                 "127.0.0.1:5000/app:v1@{DIGEST}\n127.0.0.1:5000/app:v2@{DIGEST}\n\
-                 127.0.0.1:5000/other:latest@{DIGEST}\n"
+                 127.0.0.1:5000/other:latest@{DIGEST}\n127.0.0.1:5000/pinned@{DIGEST}\n"
             )
         );
     }

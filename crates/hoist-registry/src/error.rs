@@ -181,6 +181,41 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A push destination given by digest names another manifest than the image's. It is
+    /// checked before any request is sent.
+    #[error(
+        "destination {destination} names manifest digest {expected}, but the image to push \
+         has manifest digest {actual}; nothing was pushed. Give a tag, or the image's digest"
+    )]
+    DestinationDigest {
+        /// The destination as given.
+        destination: String,
+        /// The digest the destination names.
+        expected: String,
+        /// The digest of the image's manifest.
+        actual: String,
+    },
+    /// A blob declares more bytes than the file system of the cache has free. It is
+    /// checked before the download starts.
+    #[error(
+        "blob {digest} from {registry}/{repository} declares a size of {size} bytes, but the \
+         file system of {path} has only {available} bytes free; the download was not started. \
+         Free some space or choose another cache directory"
+    )]
+    InsufficientSpace {
+        /// The registry host.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// The blob digest.
+        digest: String,
+        /// The size from the manifest, in bytes.
+        size: u64,
+        /// The bytes free for unprivileged users on the file system of `path`.
+        available: u64,
+        /// The cache's blob directory.
+        path: PathBuf,
+    },
     /// A blob of the image to push is missing from the registry after its upload.
     #[error("blob {digest} is missing in {registry}/{repository} after its upload")]
     BlobNotConfirmed {

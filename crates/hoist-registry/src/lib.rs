@@ -59,7 +59,7 @@ pub use client::{
 pub use error::{Error, Result};
 pub use progress::{Direction, Progress};
 pub use pull::{BlobCache, FetchedManifest, MAX_MANIFEST_SIZE, PulledImage, host_platform};
-pub use push::PushOutcome;
+pub use push::{PushOutcome, check_push_destinations};
 pub use reference::{DEFAULT_REGISTRY, ImageReference, api_host};
 pub use references::CACHE_INDEX_FILE;
 pub use retry::RetryPolicy;

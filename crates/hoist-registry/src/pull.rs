@@ -224,7 +224,8 @@ impl Client {
         read_stream_limited(api, &url, stream, "image config", MAX_MANIFEST_SIZE).await
     }
 
-    /// Fetches the layers missing from the cache, at most `max_concurrency` at a time.
+    /// Fetches the layers missing from the cache, at most `max_concurrency` at a time, once
+    /// each of them fits in the free space of the cache.
     async fn fetch_layers(
         &self,
         api: &RegistryApi,
@@ -232,6 +233,7 @@ impl Client {
         layers: &[Descriptor],
         cache: &BlobCache,
     ) -> Result<()> {
+        check_free_space(api, reference, layers, cache)?;
         let concurrency = self.options.max_concurrency.max(1);
         futures::stream::iter(layers)
             .map(|layer| fetch_blob_to_cache(api, reference, layer, cache))
@@ -327,6 +329,39 @@ async fn fetch_manifest(api: &RegistryApi, reference: &ImageReference) -> Result
         content_type,
         document,
     })
+}
+
+/// Checks that each layer missing from the cache declares at most the bytes free on the
+/// cache's file system. A manifest may declare any size, and the download stops only past
+/// that size, so without this check a registry that keeps sending fills the disk.
+// NOTE: each layer is compared with the free space on its own. Layers that fit one by one
+// but not together still fail on the first write that finds the disk full.
+fn check_free_space(
+    api: &RegistryApi,
+    reference: &ImageReference,
+    layers: &[Descriptor],
+    cache: &BlobCache,
+) -> Result<()> {
+    let blobs = cache.blobs_dir();
+    let available =
+        fs4::available_space(&blobs).map_err(io_error("read the free space of", &blobs))?;
+    let missing = layers
+        .iter()
+        .filter(|layer| !cache.contains(layer.digest.as_ref(), layer.size));
+    for layer in missing {
+        if layer.size > available {
+            tracing::error!(registry = %api.registry, digest = %layer.digest, size = layer.size, available, "blob is larger than the free space of the cache");
+            return Err(Error::InsufficientSpace {
+                registry: api.registry.clone(),
+                repository: reference.repository().to_owned(),
+                digest: layer.digest.to_string(),
+                size: layer.size,
+                available,
+                path: blobs,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Fetches one blob into the cache unless it is there, retrying transient failures.

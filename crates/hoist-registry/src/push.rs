@@ -115,6 +115,9 @@ impl Client {
     /// every destination repository, so a failure leaves no tag pointing at an incomplete
     /// image and, unless a manifest `PUT` itself fails, no tag at all. Destinations of the
     /// same repository share the blob work, so each extra tag costs one manifest `PUT`.
+    ///
+    /// Before any request, [`check_push_destinations`] rejects a destination with both a
+    /// tag and a digest, or with a digest other than the image's.
     pub async fn push(
         &self,
         image: &LoadedImage,
@@ -122,6 +125,8 @@ impl Client {
         mount_from: &BTreeMap<String, ImageReference>,
     ) -> Result<PushOutcome> {
         let digest = image.rendered.manifest_descriptor.digest.to_string();
+        check_push_destinations(&digest, destinations)?;
+
         let mut ready = Vec::new();
         for (registry, repository, tags) in group_by_repository(destinations) {
             let api = self.api(&registry).await?;
@@ -192,6 +197,27 @@ impl Client {
             .await?;
         Ok(())
     }
+}
+
+/// Checks that every destination can take the image whose manifest digest is `digest`.
+/// Each destination names a tag or a digest but not both (see
+/// [`ImageReference::check_push_destination`]), and a digest must equal `digest`. A
+/// registry rejects a manifest put under another digest only after every blob was
+/// uploaded, so [`Client::push`] calls this before its first request.
+pub fn check_push_destinations(digest: &str, destinations: &[ImageReference]) -> Result<()> {
+    for destination in destinations {
+        destination.check_push_destination()?;
+        if let Some(expected) = destination.digest()
+            && expected != digest
+        {
+            return Err(Error::DestinationDigest {
+                destination: destination.to_string(),
+                expected: expected.to_owned(),
+                actual: digest.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Groups destinations by registry and repository, keeping the order of first mention;
@@ -531,6 +557,34 @@ mod tests {
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].2, ["1", "2"]);
         assert_eq!(groups[1].1, "other");
+    }
+
+    #[test]
+    fn destination_digest_must_match_image() {
+        let image = format!("sha256:{}", "1".repeat(64));
+        let other = format!("sha256:{}", "2".repeat(64));
+        let matching = [
+            reference("r.example/app:v1"),
+            reference(&format!("r.example/app@{image}")),
+        ];
+        assert!(check_push_destinations(&image, &matching).is_ok());
+
+        let wrong = [
+            reference("r.example/app:v1"),
+            reference(&format!("r.example/app@{other}")),
+        ];
+        let error = check_push_destinations(&image, &wrong).unwrap_err();
+        assert!(matches!(error, Error::DestinationDigest { .. }), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("r.example/app@{other}")),
+            "{message}"
+        );
+        assert!(message.contains(&image), "{message}");
+
+        let both = [reference(&format!("r.example/app:v1@{image}"))];
+        let error = check_push_destinations(&image, &both).unwrap_err();
+        assert!(matches!(error, Error::InvalidReference { .. }), "{error}");
     }
 
     #[test]

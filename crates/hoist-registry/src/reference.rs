@@ -15,7 +15,12 @@ const DEFAULT_REGISTRY_API_HOST: &str = "registry-1.docker.io";
 ///
 /// Parsing follows Docker's rules (through `oci-spec`): a first path component without a dot
 /// or a colon and other than `localhost` is part of the repository, so `busybox` becomes
-/// `docker.io/library/busybox:latest`.
+/// `docker.io/library/busybox:latest`. A registry may also be an IPv6 address in brackets,
+/// with or without a port, such as `[::1]:5000`.
+///
+/// A reference may carry both a tag and a digest (`repository:tag@digest`). A pull then
+/// requests the digest and ignores the tag, as Docker does. A push rejects such a
+/// reference, see [`check_push_destination`](Self::check_push_destination).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ImageReference {
     registry: String,
@@ -63,7 +68,7 @@ impl ImageReference {
     }
 
     /// The part of a manifest URL after `/manifests/`: the digest when there is one (it pins
-    /// the content), else the tag.
+    /// the content, so a tag next to it is ignored), else the tag.
     pub fn manifest_reference(&self) -> &str {
         self.digest
             .as_deref()
@@ -74,6 +79,32 @@ impl ImageReference {
     /// Returns the same repository at `digest`, without a tag.
     pub fn with_digest(&self, digest: &str) -> Self {
         Self::new(&self.registry, &self.repository, None, Some(digest))
+    }
+
+    /// Parses `text` as a reference to push to, which names a tag or a digest but not
+    /// both.
+    pub fn parse_destination(text: &str) -> Result<Self, Error> {
+        let reference: Self = text.parse()?;
+        reference.check_push_destination()?;
+        Ok(reference)
+    }
+
+    /// Checks that this reference can be pushed to. A manifest is put under one tag or one
+    /// digest, so a reference with both is rejected, as skopeo does, instead of dropping
+    /// the tag.
+    pub fn check_push_destination(&self) -> Result<(), Error> {
+        if let (Some(tag), Some(digest)) = (&self.tag, &self.digest) {
+            return Err(Error::InvalidReference {
+                reference: self.to_string(),
+                reason: format!(
+                    "a push destination cannot have both a tag and a digest; push to \
+                     {registry}/{repository}:{tag} or to {registry}/{repository}@{digest}",
+                    registry = self.registry,
+                    repository = self.repository,
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -89,12 +120,21 @@ impl FromStr for ImageReference {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Error> {
-        let parsed = oci_spec::distribution::Reference::from_str(text).map_err(|error| {
-            Error::InvalidReference {
-                reference: text.to_owned(),
-                reason: error.to_string(),
+        let invalid = |reason: String| Error::InvalidReference {
+            reference: text.to_owned(),
+            reason,
+        };
+        let ipv6_registry = split_ipv6_registry(text).map_err(invalid)?;
+        // oci-spec's grammar has no IPv6 hosts, so it parses the rest after `localhost/`,
+        // which it takes as a registry, and the bracketed host replaces that registry.
+        let parsed = match ipv6_registry {
+            Some((_, rest)) => {
+                oci_spec::distribution::Reference::from_str(&format!("localhost/{rest}"))
             }
-        })?;
+            None => oci_spec::distribution::Reference::from_str(text),
+        }
+        .map_err(|error| invalid(error.to_string()))?;
+        let registry = ipv6_registry.map_or(parsed.registry(), |(host, _)| host);
         // oci-spec reads `UPPER/case` as `docker.io/UPPER/case`; a repository name is
         // lowercase, so such a name is a mistake, never a Docker Hub repository.
         if parsed
@@ -107,7 +147,7 @@ impl FromStr for ImageReference {
                 reason: "repository name must be lowercase".to_owned(),
             });
         }
-        if let Some((_, port)) = parsed.registry().rsplit_once(':')
+        if let Some((_, port)) = registry.rsplit_once(':')
             && !port.contains(']')
             && port.parse::<u16>().map_or(true, |port| port == 0)
         {
@@ -117,12 +157,53 @@ impl FromStr for ImageReference {
             });
         }
         Ok(Self::new(
-            parsed.registry(),
+            registry,
             parsed.repository(),
             parsed.tag(),
             parsed.digest(),
         ))
     }
+}
+
+/// Splits a reference whose registry is a bracketed IPv6 address, `[address][:port]/rest`,
+/// into the registry and the rest. Returns `None` for other references, and an error
+/// message when the brackets do not contain an IPv6 address or no repository follows.
+fn split_ipv6_registry(text: &str) -> Result<Option<(&str, &str)>, String> {
+    let Some(bracketed) = text.strip_prefix('[') else {
+        return Ok(None);
+    };
+    let Some((address, after)) = bracketed.split_once(']') else {
+        return Err("missing ']' after the IPv6 address of the registry".to_owned());
+    };
+    // Docker's grammar allows hex digits and colons only, so zone ids such as `%eth0` and
+    // embedded IPv4 forms are rejected even though `Ipv6Addr` would read the latter.
+    let only_hex_and_colons = address
+        .chars()
+        .all(|ch| ch.is_ascii_hexdigit() || ch == ':');
+    if !only_hex_and_colons || address.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(format!(
+            "invalid IPv6 address {address:?} in the registry: expected an address such as \
+             [::1] or [fd00::5]"
+        ));
+    }
+    let host_length = match after.find('/') {
+        Some(slash) => 1 + address.len() + 1 + slash,
+        None => {
+            return Err(
+                "a registry given as an IPv6 address needs a repository after it, such as \
+                 [::1]:5000/app"
+                    .to_owned(),
+            );
+        }
+    };
+    let (host, rest) = text.split_at(host_length);
+    let port = &host[1 + address.len() + 1..];
+    if !port.is_empty() && !port.starts_with(':') {
+        return Err(format!(
+            "invalid text {port:?} after the IPv6 address of the registry: expected :PORT or /"
+        ));
+    }
+    Ok(Some((host, &rest[1..])))
 }
 
 impl fmt::Display for ImageReference {
@@ -211,6 +292,75 @@ mod tests {
             );
         }
         assert_eq!(parse("host:65535/x").registry(), "host:65535");
+    }
+
+    #[test]
+    fn digest_and_tag_destination_is_rejected() {
+        let digest = format!("sha256:{}", "c".repeat(64));
+        let error =
+            ImageReference::parse_destination(&format!("r.example/app:v1@{digest}")).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("both a tag and a digest"), "{message}");
+        assert!(message.contains("r.example/app:v1 or"), "{message}");
+        assert!(
+            message.contains(&format!("r.example/app@{digest}")),
+            "{message}"
+        );
+
+        let tagged = ImageReference::parse_destination("r.example/app:v1").unwrap();
+        assert_eq!(tagged.manifest_reference(), "v1");
+        let pinned = ImageReference::parse_destination(&format!("r.example/app@{digest}")).unwrap();
+        assert_eq!(pinned.tag(), None);
+        assert_eq!(pinned.manifest_reference(), digest);
+    }
+
+    #[test]
+    fn ipv6_registry_is_accepted() {
+        let digest = format!("sha256:{}", "d".repeat(64));
+        let cases = [
+            ("[::1]:5000/x", "[::1]:5000", "x", Some("latest"), None),
+            ("[::1]/team/x:v2", "[::1]", "team/x", Some("v2"), None),
+            ("[fd00::5]:443/x:v1", "[fd00::5]:443", "x", Some("v1"), None),
+            (
+                &format!("[::1]:5000/x@{digest}"),
+                "[::1]:5000",
+                "x",
+                None,
+                Some(digest.as_str()),
+            ),
+        ];
+        for (text, registry, repository, tag, digest) in cases {
+            let reference = parse(text);
+            assert_eq!(reference.registry(), registry, "{text}");
+            assert_eq!(reference.api_host(), registry, "{text}");
+            assert_eq!(reference.repository(), repository, "{text}");
+            assert_eq!(reference.tag(), tag, "{text}");
+            assert_eq!(reference.digest(), digest, "{text}");
+        }
+        assert_eq!(parse("[::1]:5000/x").to_string(), "[::1]:5000/x:latest");
+    }
+
+    #[test]
+    fn invalid_ipv6_registry_is_rejected() {
+        let cases = [
+            ("[::1]:0/x", "invalid registry port"),
+            ("[::1]:99999/x", "invalid registry port"),
+            ("[::1]:port/x", "invalid registry port"),
+            ("[::1]5000/x", "expected :PORT or /"),
+            ("[::1/x", "missing ']'"),
+            ("[::1]:5000", "needs a repository"),
+            ("[not-an-address]/x", "invalid IPv6 address"),
+            ("[127.0.0.1]/x", "invalid IPv6 address"),
+            ("[fe80::1%eth0]/x", "invalid IPv6 address"),
+            ("[::ffff:127.0.0.1]/x", "invalid IPv6 address"),
+            ("[::1]:5000/UPPER", "invalid reference format"),
+        ];
+        for (text, expected) in cases {
+            let error = text.parse::<ImageReference>().unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains(expected), "{text}: {message}");
+            assert!(message.contains(text), "{text}: {message}");
+        }
     }
 
     #[test]

@@ -136,6 +136,106 @@ async fn corrupted_blob_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn digest_wins_over_tag_on_pull() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let oci = pushed.iter().find(|image| image.form == ManifestForm::Oci);
+    let docker = pushed
+        .iter()
+        .find(|image| image.form == ManifestForm::Docker);
+    let (oci, docker) = (oci.unwrap(), docker.unwrap());
+    assert_ne!(oci.digest, docker.digest);
+    let both: ImageReference = format!("{}@{}", oci.reference, docker.digest)
+        .parse()
+        .unwrap();
+    let client = common::client_for(&registry);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+    let tag_path = format!("/manifests/{}", oci.tag);
+    let tag_requests = common::count_requests(&registry, "GET", &tag_path);
+
+    let pulled = client.pull(&both, &host_platform(), &cache).await.unwrap();
+
+    assert_eq!(pulled.manifest.digest, docker.digest);
+    assert_eq!(pulled.resolved_digest, docker.digest);
+    assert_eq!(
+        pulled.reference.to_string(),
+        format!("{}/{}@{}", registry.host(), oci.repository, docker.digest)
+    );
+    assert_eq!(
+        common::count_requests(&registry, "GET", &tag_path),
+        tag_requests
+    );
+}
+
+/// Puts `manifest` of `media_type` under `name` (`repository:tag`) in an anonymous
+/// registry.
+async fn put_manifest(registry: &Registry, name: &str, media_type: &str, manifest: &[u8]) {
+    let (repository, tag) = name.split_once(':').expect("name is repository:tag");
+    let response = reqwest::Client::new()
+        .put(format!(
+            "{}/v2/{repository}/manifests/{tag}",
+            registry.url()
+        ))
+        .header("Content-Type", media_type)
+        .body(manifest.to_vec())
+        .send()
+        .await
+        .expect("manifest PUT");
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_declared_layer_fails_before_download() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let client = common::client_for(&registry);
+    let original = client.fetch_manifest(&reference(&pushed[0])).await.unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&original.bytes).unwrap();
+    let huge: u64 = 1 << 62;
+    manifest["layers"][0]["size"] = huge.into();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let media_type = original.content_type.as_deref().unwrap();
+    let edited = serde_json::to_vec(&manifest).unwrap();
+    put_manifest(&registry, "base/busybox:huge", media_type, &edited).await;
+    let target: ImageReference = registry.reference("base/busybox:huge").parse().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open(cache_dir.path()).unwrap();
+    let blob_path = format!("/blobs/{layer}");
+    let blob_requests = common::count_requests(&registry, "GET", &blob_path);
+
+    let error = client
+        .pull(&target, &host_platform(), &cache)
+        .await
+        .unwrap_err();
+
+    let Error::InsufficientSpace {
+        digest,
+        size,
+        available,
+        ..
+    } = &error
+    else {
+        panic!("expected InsufficientSpace, got {error}");
+    };
+    assert_eq!(digest, &layer);
+    assert_eq!(*size, huge);
+    let message = error.to_string();
+    assert!(message.contains(&layer), "{message}");
+    assert!(message.contains(&huge.to_string()), "{message}");
+    assert!(message.contains(&available.to_string()), "{message}");
+    assert_eq!(
+        common::count_requests(&registry, "GET", &blob_path),
+        blob_requests
+    );
+    let cached = cache_dir
+        .path()
+        .join("blobs/sha256")
+        .join(&layer["sha256:".len()..]);
+    assert!(!cached.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn wrong_password_names_registry() {
     let registry = Registry::builder().htpasswd(USER, PASS).start().unwrap();
     let credentials = hoist_registry::Credentials::Fixed(std::collections::BTreeMap::from([(

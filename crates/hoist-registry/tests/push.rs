@@ -152,6 +152,128 @@ async fn three_tags_cost_three_manifest_puts() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn digest_destination_gets_manifest() {
+    let registry = Registry::builder().start().unwrap();
+    let image = busybox();
+    let digest = image.rendered.manifest_descriptor.digest.to_string();
+    let client = common::client_for(&registry);
+
+    let outcome = client
+        .push(
+            &image,
+            &[destination(&registry, &format!("app/pinned@{digest}"))],
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.digest, digest);
+    assert_eq!(
+        common::count_requests(&registry, "PUT", &format!("/manifests/{digest}")),
+        1
+    );
+    let stored = registry
+        .client()
+        .unwrap()
+        .get_manifest("app/pinned", &digest)
+        .unwrap();
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body_digest(), digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_destination_digest_sends_nothing() {
+    let registry = Registry::builder().start().unwrap();
+    let image = busybox();
+    let actual = image.rendered.manifest_descriptor.digest.to_string();
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let target = destination(&registry, &format!("app/pinned@{wrong}"));
+    let requests_before = common::count_all_requests(&registry);
+    let client = common::client_for(&registry);
+
+    let error = client
+        .push(
+            &image,
+            &[destination(&registry, "app/pinned:v1"), target.clone()],
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, hoist_registry::Error::DestinationDigest { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains(&target.to_string()), "{message}");
+    assert!(message.contains(&wrong), "{message}");
+    assert!(message.contains(&actual), "{message}");
+    assert_eq!(common::count_all_requests(&registry), requests_before);
+    assert_eq!(client.stats(), hoist_registry::TransferStats::default());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_and_digest_destination_sends_nothing() {
+    let registry = Registry::builder().start().unwrap();
+    let image = busybox();
+    let digest = image.rendered.manifest_descriptor.digest.to_string();
+    let target = ImageReference::new(registry.host(), "app/both", Some("v1"), Some(&digest));
+    let requests_before = common::count_all_requests(&registry);
+
+    let error = common::client_for(&registry)
+        .push(&image, &[target], &BTreeMap::new())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, hoist_registry::Error::InvalidReference { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("both a tag and a digest"),
+        "{error}"
+    );
+    assert_eq!(common::count_all_requests(&registry), requests_before);
+}
+
+/// Pushes to a registry on `[::1]` with default client options, so that the loopback
+/// rule (HTTPS first, then plain HTTP) picks the scheme as it does for 127.0.0.1, and
+/// pulls the image back.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_loopback_registry_takes_push() {
+    let registry = Registry::builder().ipv6().start().unwrap();
+    assert!(registry.host().starts_with("[::1]:"), "{}", registry.host());
+    let image = busybox();
+    let target = destination(&registry, "app/ipv6:v1");
+    assert_eq!(target.registry(), registry.host());
+    let client = Client::new(
+        hoist_registry::ClientOptions::default(),
+        hoist_registry::Credentials::Anonymous,
+    );
+
+    let outcome = client
+        .push(&image, std::slice::from_ref(&target), &BTreeMap::new())
+        .await
+        .unwrap();
+
+    let stored = registry
+        .client()
+        .unwrap()
+        .get_manifest("app/ipv6", "v1")
+        .unwrap();
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body_digest(), outcome.digest);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = hoist_registry::BlobCache::open(cache_dir.path()).unwrap();
+    let pulled = client
+        .pull(&target, &hoist_registry::host_platform(), &cache)
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest.digest, outcome.digest);
+    assert_eq!(pulled.image.layers().len(), image.image.layers().len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn chunked_upload_is_complete() {
     let registry = Registry::builder()
         .tls()

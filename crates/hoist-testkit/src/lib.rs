@@ -2,7 +2,8 @@
 //! and peer tools for differential tests.
 //!
 //! Everything is synchronous (threads and child processes), so any test can
-//! use it. Servers listen on 127.0.0.1 only, and files live in temporary
+//! use it. Servers listen on 127.0.0.1 only, except a registry built with
+//! [`RegistryBuilder::ipv6`], which listens on ::1. Files live in temporary
 //! directories, except the base image cache in `/var/tmp/hoist-testbed/`.
 //! The only outside access is debootstrap, which downloads the Debian base
 //! image's packages from the machine's apt mirror once.

@@ -1,7 +1,8 @@
 //! A CNCF distribution 2.8 registry (`docker-registry serve`) on a free
-//! loopback port, with its config, storage, certificates and log in a
-//! temporary directory that is removed when the [`Registry`] is dropped.
-//! Over TLS it can also require a client certificate.
+//! loopback port (127.0.0.1, or ::1 with [`RegistryBuilder::ipv6`]), with its
+//! config, storage, certificates and log in a temporary directory that is
+//! removed when the [`Registry`] is dropped. Over TLS it can also require a
+//! client certificate.
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -34,6 +35,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const START_ATTEMPTS: usize = 5;
 /// How long a stop waits after SIGTERM before it sends SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// The address a registry listens on by default.
+const IPV4_LOOPBACK: &str = "127.0.0.1";
+/// The address a registry listens on after [`RegistryBuilder::ipv6`], in the
+/// brackets that URLs and image references need.
+const IPV6_LOOPBACK: &str = "[::1]";
 /// Token lifetime unless [`RegistryBuilder::token_lifetime`] sets another.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
@@ -77,6 +83,7 @@ impl std::fmt::Debug for AuthSetup {
 /// Options of a [`Registry`]; start one with [`RegistryBuilder::start`].
 #[derive(Debug, Clone)]
 pub struct RegistryBuilder {
+    ipv6: bool,
     tls: bool,
     client_cert: bool,
     auth: AuthSetup,
@@ -86,6 +93,14 @@ pub struct RegistryBuilder {
 }
 
 impl RegistryBuilder {
+    /// Listens on the IPv6 loopback address instead of 127.0.0.1, so that
+    /// [`Registry::host`] is `[::1]:PORT`. The token server, when there is
+    /// one, still listens on 127.0.0.1.
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
     /// Serves HTTPS with a certificate from a CA made for this registry.
     pub fn tls(mut self) -> Self {
         self.tls = true;
@@ -170,8 +185,14 @@ impl RegistryBuilder {
             ))?;
         let tls = self.make_tls(dir.path())?;
         let (auth_yaml, token_server) = self.make_auth(dir.path())?;
-        let (child, port) = start_with_free_port(dir.path(), tls.as_ref(), &auth_yaml)?;
-        Registry::assemble(self, dir, tls, token_server, child, port)
+        let address = if self.ipv6 {
+            IPV6_LOOPBACK
+        } else {
+            IPV4_LOOPBACK
+        };
+        let (child, port) = start_with_free_port(dir.path(), address, tls.as_ref(), &auth_yaml)?;
+        let host = format!("{address}:{port}");
+        Registry::assemble(self, dir, tls, token_server, child, host)
     }
 
     fn make_tls(&self, dir: &Path) -> Result<Option<TlsFiles>> {
@@ -256,6 +277,7 @@ impl Registry {
     /// anonymous HTTP registry.
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder {
+            ipv6: false,
             tls: false,
             client_cert: false,
             auth: AuthSetup::Anonymous,
@@ -271,9 +293,8 @@ impl Registry {
         tls: Option<TlsFiles>,
         token_server: Option<TokenServer>,
         child: Child,
-        port: u16,
+        host: String,
     ) -> Result<Self> {
-        let host = format!("127.0.0.1:{port}");
         let scheme = if tls.is_some() { "https" } else { "http" };
         let (auth, credentials) = match builder.auth {
             AuthSetup::Anonymous => (AuthKind::Anonymous, None),
@@ -312,12 +333,13 @@ impl Registry {
         Ok(Some(path))
     }
 
-    /// `127.0.0.1:PORT`, the registry part of image references.
+    /// `127.0.0.1:PORT` (or `[::1]:PORT`), the registry part of image references.
     pub fn host(&self) -> &str {
         &self.host
     }
 
-    /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`, with `[::1]` for an IPv6
+    /// registry.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -466,20 +488,23 @@ fn write_htpasswd(dir: &Path, user: &str, pass: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Starts the registry on a free port, trying another port when the chosen
-/// one was taken between finding it and the registry binding it.
+/// Starts the registry on a free port of `address` (an IPv4 address, or an
+/// IPv6 one in brackets), trying another port when the chosen one was taken
+/// between finding it and the registry binding it.
 fn start_with_free_port(
     dir: &Path,
+    address: &str,
     tls: Option<&TlsFiles>,
     auth_yaml: &str,
 ) -> Result<(Child, u16)> {
     let mut attempt = 1;
     loop {
-        let port = free_port()?;
+        let port = free_port(address)?;
+        let host = format!("{address}:{port}");
         let config = dir.join("config.yml");
-        let yaml = config_yaml(dir, port, tls, auth_yaml)?;
+        let yaml = config_yaml(dir, &host, tls, auth_yaml)?;
         fs::write(&config, yaml).map_err(io_error("write", &config))?;
-        let result = spawn_and_wait(dir, &config, port, tls);
+        let result = spawn_and_wait(dir, &config, &host, tls);
         match result {
             Err(Error::RegistryExited { log_tail, .. })
                 if log_tail.contains("address already in use") && attempt < START_ATTEMPTS =>
@@ -492,15 +517,16 @@ fn start_with_free_port(
     }
 }
 
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io_error("bind", "127.0.0.1:0"))?;
-    let address = listener
+fn free_port(address: &str) -> Result<u16> {
+    let any_port = format!("{address}:0");
+    let listener = TcpListener::bind(&any_port).map_err(io_error("bind", &any_port))?;
+    let bound = listener
         .local_addr()
-        .map_err(io_error("get address of", "127.0.0.1:0"))?;
-    Ok(address.port())
+        .map_err(io_error("get address of", &any_port))?;
+    Ok(bound.port())
 }
 
-fn config_yaml(dir: &Path, port: u16, tls: Option<&TlsFiles>, auth_yaml: &str) -> Result<String> {
+fn config_yaml(dir: &Path, host: &str, tls: Option<&TlsFiles>, auth_yaml: &str) -> Result<String> {
     let mut yaml = String::new();
     let storage = dir.join("storage");
     // `fmt::Write` for `String` never returns an error.
@@ -511,8 +537,9 @@ fn config_yaml(dir: &Path, port: u16, tls: Option<&TlsFiles>, auth_yaml: &str) -
          storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
          \x20 cache:\n    blobdescriptor: inmemory\n\
          \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: {secret}\n",
+         http:\n  addr: {addr}\n  secret: {secret}\n",
         storage = yaml_path(&storage),
+        addr = yaml_string(host),
         secret = random_hex()?,
     );
     if let Some(tls) = tls {
@@ -543,7 +570,7 @@ fn yaml_string(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
-fn spawn_and_wait(dir: &Path, config: &Path, port: u16, tls: Option<&TlsFiles>) -> Result<Child> {
+fn spawn_and_wait(dir: &Path, config: &Path, host: &str, tls: Option<&TlsFiles>) -> Result<Child> {
     let log_path = dir.join("registry.log");
     let log = fs::File::create(&log_path).map_err(io_error("create", &log_path))?;
     let log_for_stderr = log.try_clone().map_err(io_error("duplicate", &log_path))?;
@@ -562,7 +589,7 @@ fn spawn_and_wait(dir: &Path, config: &Path, port: u16, tls: Option<&TlsFiles>) 
             .stderr(log_for_stderr);
     })?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let url = format!("{scheme}://127.0.0.1:{port}");
+    let url = format!("{scheme}://{host}");
     match wait_until_ready(&mut child, &url, tls, &log_path) {
         Ok(()) => Ok(child),
         Err(error) => {

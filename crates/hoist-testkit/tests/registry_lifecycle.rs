@@ -288,3 +288,14 @@ fn debug_output_hides_passwords() {
     assert!(!format!("{registry:?}").contains(PASS));
     assert!(!format!("{client:?}").contains(PASS));
 }
+
+#[test]
+fn ipv6_registry_listens_on_ipv6_loopback() {
+    let registry = Registry::builder().ipv6().tls().start().unwrap();
+    let port = registry.host().strip_prefix("[::1]:").unwrap();
+    assert!(port.parse::<u16>().is_ok(), "{}", registry.host());
+    assert_eq!(registry.url(), format!("https://{}", registry.host()));
+
+    let response = registry.client().unwrap().get("/v2/", &[]).unwrap();
+    assert_eq!(response.status, 200);
+}

@@ -70,6 +70,15 @@ pub fn count_requests(registry: &Registry, method: &str, path_part: &str) -> usi
         .count()
 }
 
+/// Counts every request in the registry's log, whatever its method and path, the
+/// testkit's readiness probe included.
+pub fn count_all_requests(registry: &Registry) -> usize {
+    let log = std::fs::read_to_string(registry.log_path()).unwrap_or_default();
+    log.lines()
+        .filter(|line| line.contains("response completed"))
+        .count()
+}
+
 /// Counts the requests like [`count_requests`] whose `User-Agent` starts with `agent`.
 /// `oci-client` sends `hoist/<version>` for hoist, and hoist's own requests send none.
 pub fn count_requests_from(
