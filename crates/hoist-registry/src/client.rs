@@ -215,7 +215,7 @@ enum HttpsProbe {
     /// client certificate that the server requires and did not get. Contains the error of
     /// the verified attempt.
     Failed(String),
-    /// No TLS server responded, and the registry responds over plain HTTP.
+    /// No TLS server responded: the registry speaks plain HTTP, or nothing listens.
     Silent,
 }
 
@@ -241,10 +241,13 @@ async fn probe_https(http: &reqwest::Client, host: &str) -> HttpsProbe {
     }
     // A TLS server that rejects the handshake even without certificate checks (it wants a
     // client certificate) responds to plain HTTP with 400, as the Go TLS server of the
-    // CNCF distribution registry does.
+    // CNCF distribution registry does. When plain HTTP fails too, nothing is listening, and
+    // the request over plain HTTP reports that as a connection error, not a TLS one.
     match unverified.get(format!("http://{host}/v2/")).send().await {
-        Ok(response) if response.status() != reqwest::StatusCode::BAD_REQUEST => HttpsProbe::Silent,
-        _ => HttpsProbe::Failed(error_chain(&error)),
+        Ok(response) if response.status() == reqwest::StatusCode::BAD_REQUEST => {
+            HttpsProbe::Failed(error_chain(&error))
+        }
+        _ => HttpsProbe::Silent,
     }
 }
 

@@ -429,3 +429,40 @@ async fn untrusted_loopback_tls_is_reported() {
     assert!(message.contains(registry.host()), "{message}");
     assert!(message.contains("certificate"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_loopback_port_is_connection_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let options = hoist_registry::ClientOptions {
+        retry: hoist_registry::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let client = hoist_registry::Client::new(options, hoist_registry::Credentials::Anonymous);
+    let reference: ImageReference = format!("127.0.0.1:{port}/base/busybox:latest")
+        .parse()
+        .unwrap();
+
+    let error = client.fetch_manifest(&reference).await.unwrap_err();
+
+    assert!(matches!(error, Error::Request { .. }), "{error}");
+    let chain = format!("{:?}", message_chain(&error));
+    assert!(chain.contains("Connection refused"), "{chain}");
+    assert!(!chain.contains("TLS"), "{chain}");
+}
+
+/// Returns an error's message and the messages of its causes.
+fn message_chain(error: &dyn std::error::Error) -> Vec<String> {
+    let mut messages = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        messages.push(cause.to_string());
+        source = cause.source();
+    }
+    messages
+}
