@@ -357,3 +357,72 @@ fn single_image_records_its_own_platform() {
     );
     assert!(!cache_index.contains("s390x"), "{cache_index}");
 }
+
+/// Returns the mode of every file under `dir`, by path relative to it.
+fn file_modes(dir: &std::path::Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let mut modes = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("list the cache directory") {
+            let path = entry.expect("read a cache directory entry").path();
+            let metadata = std::fs::symlink_metadata(&path).expect("inspect a cache file");
+            if metadata.is_dir() {
+                pending.push(path);
+            } else {
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                modes.push((name, metadata.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    modes.sort();
+    modes
+}
+
+#[test]
+fn cache_files_readable_by_other_users() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let index = pushed.iter().find(|image| image.tag == "index").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+
+    // The usual umask, so that the expected modes do not depend on the test runner's umask.
+    let output = std::process::Command::new("/bin/sh")
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_hoist-warmer"))
+        .args(["--image", &index.reference])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", home.path())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let modes = file_modes(&cache);
+    assert!(
+        modes.iter().any(|(name, _)| name == "index.json"),
+        "{modes:?}"
+    );
+    assert!(
+        modes
+            .iter()
+            .any(|(name, _)| name.starts_with("blobs/sha256/")),
+        "{modes:?}"
+    );
+    for (name, mode) in &modes {
+        assert_eq!(*mode, 0o644, "{name} has mode {mode:o}");
+    }
+}
