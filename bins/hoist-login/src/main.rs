@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, CommandFactory as _, Parser};
 use hoist_auth::{
     CONFIG_FILE_NAME, ConfigEditor, Environment, Keychain, Secret, docker_config_dir,
+    validate_registry,
 };
 
 /// Writes registry credentials into a Docker config.json without clobbering it.
@@ -23,8 +24,8 @@ use hoist_auth::{
 #[command(group(ArgGroup::new("user").args(["username", "username_env"])))]
 #[command(group(ArgGroup::new("secret").args(["password", "password_env", "password_stdin"])))]
 struct Args {
-    /// Registry host, with the port when it is not 443 (for example registry.example:5000
-    /// or docker.io).
+    /// Registry host, with the port when it is not 443 (for example registry.example:5000,
+    /// [::1]:5000 or docker.io), or an https:// URL such as https://index.docker.io/v1/.
     registry: String,
 
     /// User name.
@@ -64,6 +65,15 @@ struct Args {
 fn main() -> ExitCode {
     init_logging();
     let args = Args::parse();
+    if let Err(error) = validate_registry(&args.registry) {
+        // A usage error like those of clap itself: the message, usage and exit status 2.
+        let message = format!(
+            "{error}; expected HOST, HOST:PORT, [IPV6]:PORT or an https:// URL of the registry"
+        );
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

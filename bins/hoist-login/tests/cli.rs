@@ -438,3 +438,80 @@ fn show_without_credentials_says_anonymous() {
         .success()
         .stdout(predicate::str::contains("source: none"));
 }
+
+fn assert_contains_entry(config: &Value, key: &str) {
+    assert!(config["auths"][key]["auth"].is_string(), "{config}");
+}
+
+#[test]
+fn odd_registry_names_rejected() {
+    let cases = [
+        ("../../etc", "the host is not a DNS name or an IP address"),
+        ("", "it is empty"),
+        ("registry .example", "whitespace"),
+        (
+            "ftp://registry.example",
+            "scheme is not https:// or http://",
+        ),
+        (
+            "registry.example:99999",
+            "port is not a number from 1 to 65535",
+        ),
+        ("::1", "brackets"),
+    ];
+
+    for (name, reason) in cases {
+        let fixture = Fixture::new();
+        let output = fixture
+            .command()
+            .env("PASS", "pw")
+            .args([name, "-u", "ci", "--password-env", "PASS"])
+            .output()
+            .unwrap();
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        let quoted = format!("invalid registry name {name:?}");
+        assert!(stderr.contains(&quoted), "{name}: {stderr}");
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+        assert!(!fixture.config_dir().exists(), "{name}: config written");
+    }
+}
+
+#[test]
+fn registry_name_control_characters_escaped() {
+    let fixture = Fixture::new();
+
+    let output = fixture
+        .command()
+        .args(["--show", "reg\u{1b}]0;x\u{7}istry"])
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(r"reg\u{1b}]0;x\u{7}istry"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+#[test]
+fn docker_login_registry_forms_accepted() {
+    let fixture = Fixture::new();
+    let names = [
+        ("registry.example", "registry.example"),
+        ("localhost:5000", "localhost:5000"),
+        ("[::1]:5000", "[::1]:5000"),
+        ("https://index.docker.io/v1/", "https://index.docker.io/v1/"),
+        ("https://registry.example:8443/v2/", "registry.example:8443"),
+    ];
+
+    for (name, key) in names {
+        fixture
+            .command()
+            .env("PASS", "pw")
+            .args([name, "-u", "ci", "--password-env", "PASS"])
+            .assert()
+            .success();
+        assert_contains_entry(&fixture.read_config(), key);
+    }
+}

@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use crate::config::{ConfigFile, OrderedMap};
 use crate::credential::Secret;
 use crate::error::Error;
-use crate::registry::{config_key, find_key, same_registry};
+use crate::registry::{config_key, find_key, same_registry, validate_registry};
 
 /// The mode of a written credential file: readable by its owner only.
 pub const FILE_MODE: u32 = 0o600;
@@ -328,26 +328,6 @@ fn replace_credential(entry: &mut serde_json::Map<String, Value>, auth: String) 
     for field in CREDENTIAL_FIELDS.iter().filter(|field| **field != "auth") {
         entry.shift_remove(*field);
     }
-}
-
-fn validate_registry(registry: &str) -> Result<(), Error> {
-    let invalid = |reason| Error::InvalidRegistry {
-        registry: registry.to_owned(),
-        reason,
-    };
-    if registry.trim().is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if registry
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(invalid("it contains whitespace or control characters"));
-    }
-    if config_key(registry).is_empty() {
-        return Err(invalid("it has no host name"));
-    }
-    Ok(())
 }
 
 fn validate_username(username: &str) -> Result<(), Error> {

@@ -408,6 +408,14 @@ fn invalid_inputs_rejected_clearly() {
             editor.set_basic_auth("r example", "u", &password),
             "whitespace",
         ),
+        (
+            editor.set_basic_auth("../../etc", "u", &password),
+            "invalid registry name \"../../etc\": the host is not a DNS name",
+        ),
+        (
+            editor.set_basic_auth("ftp://r.example", "u", &password),
+            "scheme",
+        ),
     ];
 
     for (result, expected) in cases {
