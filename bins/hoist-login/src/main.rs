@@ -17,8 +17,8 @@ use hoist_auth::{
 ///
 /// The entry is merged into the existing file, every other key is kept, and the file is
 /// replaced atomically with the mode 0600. Concurrent runs take turns through a lock on
-/// config.json.lock, so each keeps its entry. The credentials are not checked against the
-/// registry.
+/// config.json.lock, which is removed afterwards, so each keeps its entry. The credentials
+/// are not checked against the registry.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 #[command(group(ArgGroup::new("user").args(["username", "username_env"])))]

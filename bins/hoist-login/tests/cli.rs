@@ -439,8 +439,36 @@ fn show_without_credentials_says_anonymous() {
         .stdout(predicate::str::contains("source: none"));
 }
 
+/// Returns the entries of `dir` other than `config.json`, such as leftover lock files.
+fn entries_besides_config(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "config.json")
+        .collect();
+    names.sort();
+    names
+}
+
 fn assert_contains_entry(config: &Value, key: &str) {
     assert!(config["auths"][key]["auth"].is_string(), "{config}");
+}
+
+#[test]
+fn login_leaves_no_lock_file() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .env("PASS", "pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .assert()
+        .success();
+
+    assert_eq!(
+        entries_besides_config(&fixture.config_dir()),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
