@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{ArgGroup, CommandFactory as _, Parser};
 use hoist_auth::{
-    CONFIG_FILE_NAME, ConfigEditor, Environment, Keychain, Secret, docker_config_dir,
+    CONFIG_FILE_NAME, ConfigEditor, Environment, Keychain, Secret, Source, docker_config_dir,
     validate_registry,
 };
 
@@ -124,6 +124,9 @@ fn login(args: &Args, config_dir: &Path) -> anyhow::Result<()> {
     let mut editor = ConfigEditor::open(&path)?;
     let key = editor.set_basic_auth(&args.registry, &username, &password)?;
     editor.save()?;
+    if let Some(helper) = editor.helper_for(&args.registry) {
+        warn_about_helper(&args.registry, &key, &helper);
+    }
 
     println!(
         "Stored credentials for {} in {} (auths key \"{key}\")",
@@ -131,6 +134,27 @@ fn login(args: &Args, config_dir: &Path) -> anyhow::Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// Warns that a credential helper in the same file takes precedence over the entry just
+/// stored. The message names the registry and the helper, never the credential.
+fn warn_about_helper(registry: &str, key: &str, helper: &Source) {
+    match helper {
+        Source::Helper { path, name } => tracing::warn!(
+            "credHelpers in {} sends {registry} to docker-credential-{name}, so hoist and \
+             Docker read its credentials from that helper and never use the stored auths \
+             entry \"{key}\"; remove {registry} from credHelpers, or store the credentials \
+             with the helper",
+            path.display()
+        ),
+        Source::Store { path, name } => tracing::warn!(
+            "credsStore in {} names docker-credential-{name}: hoist uses the stored auths \
+             entry \"{key}\", but Docker reads {registry} from that store and ignores the \
+             entry",
+            path.display()
+        ),
+        Source::FileEntry { .. } => {}
+    }
 }
 
 fn logout(registry: &str, config_dir: &Path) -> anyhow::Result<()> {

@@ -543,3 +543,69 @@ fn docker_login_registry_forms_accepted() {
         assert_contains_entry(&fixture.read_config(), key);
     }
 }
+
+#[test]
+fn cred_helper_for_registry_warns() {
+    let fixture = Fixture::new();
+    fixture.write_config(&json!({"credHelpers": {"registry.example": "vault"}}));
+    let secret = "helper-shadowed-pw";
+
+    let output = fixture
+        .command()
+        .env("PASS", secret)
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("sends registry.example to docker-credential-vault"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("never use the stored auths entry"),
+        "{stderr}"
+    );
+    assert_text_has_no_secret(&output_text(&output), secret);
+    assert_contains_entry(&fixture.read_config(), "registry.example");
+}
+
+#[test]
+fn creds_store_warns() {
+    let fixture = Fixture::new();
+    fixture.write_config(&json!({"credsStore": "desktop"}));
+
+    let output = fixture
+        .command()
+        .env("PASS", "store-shadowed-pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("credsStore in") && stderr.contains("docker-credential-desktop"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Docker reads registry.example"), "{stderr}");
+    assert_text_has_no_secret(&output_text(&output), "store-shadowed-pw");
+}
+
+#[test]
+fn other_registry_helper_does_not_warn() {
+    let fixture = Fixture::new();
+    fixture.write_config(&json!({"credHelpers": {"ecr.example": "ecr-login"}}));
+
+    let output = fixture
+        .command()
+        .env("PASS", "pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}

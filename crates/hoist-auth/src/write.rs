@@ -21,9 +21,10 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::config::{ConfigFile, OrderedMap};
+use crate::config::{ConfigFile, FileLookup, OrderedMap};
 use crate::credential::Secret;
 use crate::error::Error;
+use crate::keychain::Source;
 use crate::registry::{config_key, find_key, same_registry, validate_registry};
 
 /// The mode of a written credential file: readable by its owner only.
@@ -83,6 +84,8 @@ impl Serialize for Member {
 pub struct ConfigEditor {
     path: PathBuf,
     members: Vec<(String, Member)>,
+    /// The file as read, for its `credHelpers` and `credsStore`, which edits leave as they are.
+    config: ConfigFile,
     /// The lock, released and its file removed when the editor is dropped.
     _lock: LockFile,
 }
@@ -125,10 +128,11 @@ impl ConfigEditor {
         };
         // The keychain must be able to read what a login writes, so a file whose known
         // members have the wrong shape is rejected here as the keychain rejects it.
-        ConfigFile::parse(&path, &bytes)?;
+        let config = ConfigFile::parse(&path, &bytes)?;
         Ok(Self {
             path,
             members,
+            config,
             _lock: lock,
         })
     }
@@ -136,6 +140,22 @@ impl ConfigEditor {
     /// Returns the file this editor writes.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Returns the credential helper that this file's `credHelpers` entry for `registry`
+    /// names ([`Source::Helper`]), else the one its `credsStore` names ([`Source::Store`]),
+    /// or `None`.
+    ///
+    /// Docker reads a registry's credentials from such a helper and ignores its `auths`
+    /// entry. hoist does the same for `credHelpers`, but reads an `auths` entry that contains
+    /// a credential before `credsStore`.
+    pub fn helper_for(&self, registry: &str) -> Option<Source> {
+        let path = self.path.clone();
+        match self.config.configured_helper(registry)? {
+            FileLookup::Helper { helper } => Some(Source::Helper { path, name: helper }),
+            FileLookup::Store { helper } => Some(Source::Store { path, name: helper }),
+            FileLookup::Entry { .. } => None,
+        }
     }
 
     /// Stores a user name and password for `registry` as Docker does: an `auths` entry under

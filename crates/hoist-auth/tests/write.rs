@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{assert_contains, assert_error_has_no_secret, assert_no_secret, capture_logs};
-use hoist_auth::{ConfigEditor, Credential, Environment, Error, Keychain, Secret};
+use hoist_auth::{ConfigEditor, Credential, Environment, Error, Keychain, Secret, Source};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -440,6 +440,46 @@ fn write_follows_symlink() {
             .is_symlink()
     );
     assert_contains(&fs::read_to_string(&target).unwrap(), "a.example");
+}
+
+#[test]
+fn helper_for_names_cred_helper_then_store() {
+    let (_dir, path) = temp_config();
+    write_existing(
+        &path,
+        r#"{"credHelpers": {"ecr.example": "ecr-login"}, "credsStore": "pass"}"#,
+    );
+
+    let editor = ConfigEditor::open(&path).unwrap();
+
+    assert_eq!(
+        editor.helper_for("https://ecr.example/v2/"),
+        Some(Source::Helper {
+            path: path.clone(),
+            name: "ecr-login".to_owned()
+        })
+    );
+    assert_eq!(
+        editor.helper_for("other.example"),
+        Some(Source::Store {
+            path: path.clone(),
+            name: "pass".to_owned()
+        })
+    );
+}
+
+#[test]
+fn helper_for_without_helpers_is_none() {
+    let (_dir, path) = temp_config();
+    write_existing(
+        &path,
+        r#"{"credHelpers": {"ecr.example": ""}, "credsStore": ""}"#,
+    );
+
+    let editor = ConfigEditor::open(&path).unwrap();
+
+    assert_eq!(editor.helper_for("ecr.example"), None);
+    assert_eq!(editor.helper_for("other.example"), None);
 }
 
 #[test]
