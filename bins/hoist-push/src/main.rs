@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use hoist_auth::{Environment, Keychain};
-use hoist_image::{LoadedImage, read_docker_archive, read_oci_layout};
+use hoist_image::{LoadedImage, printable, read_docker_archive, read_oci_layout};
 use hoist_registry::cli::TransportArgs;
 use hoist_registry::{
     Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference, UploadMode,
@@ -51,7 +51,9 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("hoist-push: {error:#}");
+            // Escaped, because messages quote text from registries and image files, which
+            // may contain control characters.
+            eprintln!("hoist-push: {}", printable(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }

@@ -12,7 +12,7 @@ use clap::builder::BoolishValueParser;
 use clap::error::ErrorKind;
 use clap::{ArgAction, ArgGroup, CommandFactory as _, Parser};
 use hoist_auth::{Environment, Keychain};
-use hoist_image::Platform;
+use hoist_image::{Platform, printable};
 use hoist_registry::cli::{MirrorError, MirrorVariables, TransportArgs, collect_registry_mirrors};
 use hoist_registry::{
     BlobCache, Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference,
@@ -76,7 +76,9 @@ fn main() -> ExitCode {
     match run(&args, mirrors) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("hoist-warmer: {error:#}");
+            // Escaped, because messages quote text from registries and image files, which
+            // may contain control characters.
+            eprintln!("hoist-warmer: {}", printable(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
