@@ -450,6 +450,27 @@ fn entries_besides_config(dir: &Path) -> Vec<String> {
     names
 }
 
+#[test]
+fn closed_stdout_exits_quietly() {
+    let fixture = Fixture::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hoist-login"))
+        .env_clear()
+        .env("DOCKER_CONFIG", fixture.config_dir())
+        .env("PASS", "pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert_eq!(stderr, "");
+    assert_contains_entry(&fixture.read_config(), "registry.example");
+}
+
 fn assert_contains_entry(config: &Value, key: &str) {
     assert!(config["auths"][key]["auth"].is_string(), "{config}");
 }

@@ -4,7 +4,7 @@
 mod progress;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
+use std::io::{ErrorKind, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -108,8 +108,22 @@ fn run(args: &Args) -> anyhow::Result<()> {
         std::fs::write(path, &outcome.digest)
             .with_context(|| format!("writing the digest to {}", path.display()))?;
     }
-    println!("{}", outcome.digest);
-    Ok(())
+    write_output(&format!("{}\n", outcome.digest))
+}
+
+/// Writes `text` to standard output. A closed pipe, as in `hoist-push ... | head -0`, is not
+/// an error, because the image is already pushed.
+fn write_output(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != ErrorKind::BrokenPipe => {
+            Err(error).context("failed to write to standard output")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Reads the source: a directory is an OCI image layout, a file a docker-archive.

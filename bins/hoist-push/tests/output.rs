@@ -1,8 +1,9 @@
-//! What `hoist-push` writes to standard error when the source is not an image.
+//! What `hoist-push` writes to standard output and standard error when the output pipe is
+//! closed or the source is not an image.
 
 use std::process::Command;
 
-use hoist_testkit::Registry;
+use hoist_testkit::{BaseImage, Registry};
 
 /// Returns a `hoist-push` command with an empty home, so no credentials apply, and only error
 /// logs.
@@ -14,6 +15,33 @@ fn push_command(home: &std::path::Path) -> Command {
         .env_remove("DOCKER_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE");
     command
+}
+
+#[test]
+fn closed_stdout_exits_quietly() {
+    let registry = Registry::builder().start().unwrap();
+    let files = hoist_testkit::base_image(BaseImage::Busybox).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let digest_file = home.path().join("digest");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+
+    let output = push_command(home.path())
+        .arg(&files.layout)
+        .args(["--source-ref", "latest"])
+        .args(["--destination", &registry.reference("pipe/app:v1")])
+        .args(["--insecure-registry", registry.host()])
+        .arg("--digest-file")
+        .arg(&digest_file)
+        .stdout(writer)
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert_eq!(stderr, "");
+    let digest = std::fs::read_to_string(&digest_file).unwrap();
+    assert!(digest.starts_with("sha256:"), "{digest}");
 }
 
 /// Returns `len` bytes of a fixed pseudo-random sequence, which contains control bytes and

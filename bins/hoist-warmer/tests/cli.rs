@@ -426,3 +426,36 @@ fn cache_files_readable_by_other_users() {
         assert_eq!(*mode, 0o644, "{name} has mode {mode:o}");
     }
 }
+
+#[test]
+fn closed_stdout_still_warms_every_image() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let index = pushed.iter().find(|image| image.tag == "index").unwrap();
+    let manifest = pushed.iter().find(|image| image.tag == "latest").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hoist-warmer"))
+        .args(["--image", &index.reference])
+        .args(["--image", &manifest.reference])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", home.path())
+        .env("RUST_LOG", "error")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdout(writer)
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert_eq!(stderr, "");
+    let cache_index = std::fs::read_to_string(cache.join("index.json")).unwrap();
+    assert!(cache_index.contains(&index.reference), "{cache_index}");
+    assert!(cache_index.contains(&manifest.reference), "{cache_index}");
+}
