@@ -2,29 +2,31 @@
 //! Docker `config.json`, for CI jobs that get the credentials as variables.
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::fmt::Write as _;
+use std::io::{ErrorKind, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, CommandFactory as _, Parser};
 use hoist_auth::{
-    CONFIG_FILE_NAME, ConfigEditor, Environment, Keychain, Secret, docker_config_dir,
+    CONFIG_FILE_NAME, ConfigEditor, Environment, Keychain, Secret, Source, docker_config_dir,
+    validate_registry,
 };
 
 /// Writes registry credentials into a Docker config.json without clobbering it.
 ///
 /// The entry is merged into the existing file, every other key is kept, and the file is
 /// replaced atomically with the mode 0600. Concurrent runs take turns through a lock on
-/// config.json.lock, so each keeps its entry. The credentials are not checked against the
-/// registry.
+/// config.json.lock, which is removed afterwards, so each keeps its entry. The credentials
+/// are not checked against the registry.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 #[command(group(ArgGroup::new("user").args(["username", "username_env"])))]
 #[command(group(ArgGroup::new("secret").args(["password", "password_env", "password_stdin"])))]
 struct Args {
-    /// Registry host, with the port when it is not 443 (for example registry.example:5000
-    /// or docker.io).
+    /// Registry host, with the port when it is not 443 (for example registry.example:5000,
+    /// [::1]:5000 or docker.io), or an https:// URL such as https://index.docker.io/v1/.
     registry: String,
 
     /// User name.
@@ -64,7 +66,16 @@ struct Args {
 fn main() -> ExitCode {
     init_logging();
     let args = Args::parse();
-    match run(&args) {
+    if let Err(error) = validate_registry(&args.registry) {
+        // A usage error like those of clap itself: the message, usage and exit status 2.
+        let message = format!(
+            "{error}; expected HOST, HOST:PORT, [IPV6]:PORT or an https:// URL of the registry"
+        );
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
+    match run(&args).and_then(|output| write_output(&output)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // `{:#}` prints the cause chain on one line, without the backtrace that
@@ -75,7 +86,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
+/// Runs the command and returns the text for standard output.
+fn run(args: &Args) -> anyhow::Result<String> {
     let env = Environment::from_process();
     let config_dir = config_dir(args, &env)?;
 
@@ -85,6 +97,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
         show(&args.registry, &config_dir, &env)
     } else {
         login(args, &config_dir)
+    }
+}
+
+/// Writes `text` to standard output. A closed pipe, as in `hoist-login ... | head -0`, is
+/// not an error, because the output only reports what the command already did.
+fn write_output(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != ErrorKind::BrokenPipe => {
+            Err(error).context("failed to write to standard output")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -106,7 +133,7 @@ fn config_dir(args: &Args, env: &Environment) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn login(args: &Args, config_dir: &Path) -> anyhow::Result<()> {
+fn login(args: &Args, config_dir: &Path) -> anyhow::Result<String> {
     let username = username(args)?;
     let password = password(args)?;
     let path = config_dir.join(CONFIG_FILE_NAME);
@@ -114,61 +141,89 @@ fn login(args: &Args, config_dir: &Path) -> anyhow::Result<()> {
     let mut editor = ConfigEditor::open(&path)?;
     let key = editor.set_basic_auth(&args.registry, &username, &password)?;
     editor.save()?;
+    if let Some(helper) = editor.helper_for(&args.registry) {
+        warn_about_helper(&args.registry, &key, &helper);
+    }
 
-    println!(
-        "Stored credentials for {} in {} (auths key \"{key}\")",
+    Ok(format!(
+        "Stored credentials for {} in {} (auths key \"{key}\")\n",
         args.registry,
         path.display()
-    );
-    Ok(())
+    ))
 }
 
-fn logout(registry: &str, config_dir: &Path) -> anyhow::Result<()> {
+/// Warns that a credential helper in the same file takes precedence over the entry just
+/// stored. The message names the registry and the helper, never the credential.
+fn warn_about_helper(registry: &str, key: &str, helper: &Source) {
+    match helper {
+        Source::Helper { path, name } => tracing::warn!(
+            "credHelpers in {} sends {registry} to docker-credential-{name}, so hoist and \
+             Docker read its credentials from that helper and never use the stored auths \
+             entry \"{key}\"; remove {registry} from credHelpers, or store the credentials \
+             with the helper",
+            path.display()
+        ),
+        Source::Store { path, name } => tracing::warn!(
+            "credsStore in {} names docker-credential-{name}: hoist uses the stored auths \
+             entry \"{key}\", but Docker reads {registry} from that store and ignores the \
+             entry",
+            path.display()
+        ),
+        Source::FileEntry { .. } => {}
+    }
+}
+
+fn logout(registry: &str, config_dir: &Path) -> anyhow::Result<String> {
     let path = config_dir.join(CONFIG_FILE_NAME);
     let mut editor = ConfigEditor::open(&path)?;
     let removed = editor.remove(registry)?;
     if removed.is_empty() {
-        println!("No credentials for {registry} in {}", path.display());
-        return Ok(());
+        return Ok(format!(
+            "No credentials for {registry} in {}\n",
+            path.display()
+        ));
     }
 
     editor.save()?;
-    println!(
-        "Removed credentials for {registry} from {} (auths keys {})",
-        path.display(),
-        quoted_list(&removed)
-    );
     // TODO: erase the credential from a credHelpers or credsStore helper too, as `docker
     // logout` does; hoist-login only edits the file.
-    Ok(())
+    Ok(format!(
+        "Removed credentials for {registry} from {} (auths keys {})\n",
+        path.display(),
+        quoted_list(&removed)
+    ))
 }
 
-fn show(registry: &str, config_dir: &Path, env: &Environment) -> anyhow::Result<()> {
+fn show(registry: &str, config_dir: &Path, env: &Environment) -> anyhow::Result<String> {
     let keychain = Keychain::with_config_dir(config_dir, env);
+    let mut output = format!("registry: {registry}\n");
     let Some(resolved) = keychain.resolve(registry)? else {
         let files: Vec<String> = keychain
             .files()
             .iter()
             .map(|path| path.display().to_string())
             .collect();
-        println!("registry: {registry}");
-        println!(
+        writeln!(
+            output,
             "source: none (searched {}); hoist would connect anonymously",
             files.join(", ")
-        );
-        return Ok(());
+        )?;
+        return Ok(output);
     };
 
-    println!("registry: {registry}");
-    println!("source: {}", resolved.source);
+    writeln!(output, "source: {}", resolved.source)?;
     match &resolved.credential {
         Some(credential) => {
-            println!("username: {}", credential.username().unwrap_or("(none)"));
-            println!("credential: {}", credential.kind());
+            let username = credential.username().unwrap_or("(none)");
+            writeln!(output, "username: {username}")?;
+            writeln!(output, "credential: {}", credential.kind())?;
         }
-        None => println!("credential: none (the helper has no credential for this registry)"),
+        None => writeln!(
+            output,
+            "credential: none (the helper has no credential for this registry)"
+        )?,
     }
-    Ok(())
+    Ok(output)
 }
 
 fn username(args: &Args) -> anyhow::Result<String> {

@@ -438,3 +438,195 @@ fn show_without_credentials_says_anonymous() {
         .success()
         .stdout(predicate::str::contains("source: none"));
 }
+
+/// Returns the entries of `dir` other than `config.json`, such as leftover lock files.
+fn entries_besides_config(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "config.json")
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn closed_stdout_exits_quietly() {
+    let fixture = Fixture::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hoist-login"))
+        .env_clear()
+        .env("DOCKER_CONFIG", fixture.config_dir())
+        .env("PASS", "pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert_eq!(stderr, "");
+    assert_contains_entry(&fixture.read_config(), "registry.example");
+}
+
+fn assert_contains_entry(config: &Value, key: &str) {
+    assert!(config["auths"][key]["auth"].is_string(), "{config}");
+}
+
+#[test]
+fn login_leaves_no_lock_file() {
+    let fixture = Fixture::new();
+
+    fixture
+        .command()
+        .env("PASS", "pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .assert()
+        .success();
+
+    assert_eq!(
+        entries_besides_config(&fixture.config_dir()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn odd_registry_names_rejected() {
+    let cases = [
+        ("../../etc", "the host is not a DNS name or an IP address"),
+        ("", "it is empty"),
+        ("registry .example", "whitespace"),
+        (
+            "ftp://registry.example",
+            "scheme is not https:// or http://",
+        ),
+        (
+            "registry.example:99999",
+            "port is not a number from 1 to 65535",
+        ),
+        ("::1", "brackets"),
+    ];
+
+    for (name, reason) in cases {
+        let fixture = Fixture::new();
+        let output = fixture
+            .command()
+            .env("PASS", "pw")
+            .args([name, "-u", "ci", "--password-env", "PASS"])
+            .output()
+            .unwrap();
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        let quoted = format!("invalid registry name {name:?}");
+        assert!(stderr.contains(&quoted), "{name}: {stderr}");
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+        assert!(!fixture.config_dir().exists(), "{name}: config written");
+    }
+}
+
+#[test]
+fn registry_name_control_characters_escaped() {
+    let fixture = Fixture::new();
+
+    let output = fixture
+        .command()
+        .args(["--show", "reg\u{1b}]0;x\u{7}istry"])
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(r"reg\u{1b}]0;x\u{7}istry"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+#[test]
+fn docker_login_registry_forms_accepted() {
+    let fixture = Fixture::new();
+    let names = [
+        ("registry.example", "registry.example"),
+        ("localhost:5000", "localhost:5000"),
+        ("[::1]:5000", "[::1]:5000"),
+        ("https://index.docker.io/v1/", "https://index.docker.io/v1/"),
+        ("https://registry.example:8443/v2/", "registry.example:8443"),
+    ];
+
+    for (name, key) in names {
+        fixture
+            .command()
+            .env("PASS", "pw")
+            .args([name, "-u", "ci", "--password-env", "PASS"])
+            .assert()
+            .success();
+        assert_contains_entry(&fixture.read_config(), key);
+    }
+}
+
+#[test]
+fn cred_helper_for_registry_warns() {
+    let fixture = Fixture::new();
+    fixture.write_config(&json!({"credHelpers": {"registry.example": "vault"}}));
+    let secret = "helper-shadowed-pw";
+
+    let output = fixture
+        .command()
+        .env("PASS", secret)
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("sends registry.example to docker-credential-vault"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("never use the stored auths entry"),
+        "{stderr}"
+    );
+    assert_text_has_no_secret(&output_text(&output), secret);
+    assert_contains_entry(&fixture.read_config(), "registry.example");
+}
+
+#[test]
+fn creds_store_warns() {
+    let fixture = Fixture::new();
+    fixture.write_config(&json!({"credsStore": "desktop"}));
+
+    let output = fixture
+        .command()
+        .env("PASS", "store-shadowed-pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("credsStore in") && stderr.contains("docker-credential-desktop"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Docker reads registry.example"), "{stderr}");
+    assert_text_has_no_secret(&output_text(&output), "store-shadowed-pw");
+}
+
+#[test]
+fn other_registry_helper_does_not_warn() {
+    let fixture = Fixture::new();
+    fixture.write_config(&json!({"credHelpers": {"ecr.example": "ecr-login"}}));
+
+    let output = fixture
+        .command()
+        .env("PASS", "pw")
+        .args(["registry.example", "-u", "ci", "--password-env", "PASS"])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}

@@ -4,7 +4,7 @@
 mod progress;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
+use std::io::{ErrorKind, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use hoist_auth::{Environment, Keychain};
-use hoist_image::{LoadedImage, read_docker_archive, read_oci_layout};
+use hoist_image::{LoadedImage, printable, read_docker_archive, read_oci_layout};
 use hoist_registry::cli::TransportArgs;
 use hoist_registry::{
     Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference, UploadMode,
@@ -53,7 +53,9 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("hoist-push: {error:#}");
+            // Escaped, because messages quote text from registries and image files, which
+            // may contain control characters.
+            eprintln!("hoist-push: {}", printable(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
@@ -108,8 +110,22 @@ fn run(args: &Args) -> anyhow::Result<()> {
         std::fs::write(path, &outcome.digest)
             .with_context(|| format!("writing the digest to {}", path.display()))?;
     }
-    println!("{}", outcome.digest);
-    Ok(())
+    write_output(&format!("{}\n", outcome.digest))
+}
+
+/// Writes `text` to standard output. A closed pipe, as in `hoist-push ... | head -0`, is not
+/// an error, because the image is already pushed.
+fn write_output(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != ErrorKind::BrokenPipe => {
+            Err(error).context("failed to write to standard output")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Reads the source: a directory is an OCI image layout, a file a docker-archive.

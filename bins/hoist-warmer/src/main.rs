@@ -4,6 +4,7 @@
 mod dockerfile;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ use clap::builder::BoolishValueParser;
 use clap::error::ErrorKind;
 use clap::{ArgAction, ArgGroup, CommandFactory as _, Parser};
 use hoist_auth::{Environment, Keychain};
-use hoist_image::Platform;
+use hoist_image::{Platform, printable};
 use hoist_registry::cli::{MirrorError, MirrorVariables, TransportArgs, collect_registry_mirrors};
 use hoist_registry::{
     BlobCache, Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference,
@@ -76,7 +77,9 @@ fn main() -> ExitCode {
     match run(&args, mirrors) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("hoist-warmer: {error:#}");
+            // Escaped, because messages quote text from registries and image files, which
+            // may contain control characters.
+            eprintln!("hoist-warmer: {}", printable(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
@@ -157,9 +160,25 @@ fn run(args: &Args, registry_mirrors: BTreeMap<String, Vec<String>>) -> anyhow::
             );
         }
         cache.record_reference(reference, &image_platform, &pulled.manifest_descriptor())?;
-        println!("{reference} {}", pulled.manifest.digest);
+        write_output(&format!("{reference} {}\n", pulled.manifest.digest))?;
     }
     Ok(())
+}
+
+/// Writes `text` to standard output. A closed pipe, as in `hoist-warmer ... | head -0`, is
+/// not an error, and the remaining images are still pulled, because the output only reports
+/// what is already in the cache.
+fn write_output(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("failed to write to standard output")
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

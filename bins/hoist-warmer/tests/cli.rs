@@ -391,3 +391,105 @@ fn image_digest_wins_over_tag() {
     assert!(cache_index.contains(&recorded), "{cache_index}");
     assert!(!cache_index.contains(&tagged.digest), "{cache_index}");
 }
+
+/// Returns the mode of every file under `dir`, by path relative to it.
+fn file_modes(dir: &std::path::Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let mut modes = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("list the cache directory") {
+            let path = entry.expect("read a cache directory entry").path();
+            let metadata = std::fs::symlink_metadata(&path).expect("inspect a cache file");
+            if metadata.is_dir() {
+                pending.push(path);
+            } else {
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                modes.push((name, metadata.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    modes.sort();
+    modes
+}
+
+#[test]
+fn cache_files_readable_by_other_users() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let index = pushed.iter().find(|image| image.tag == "index").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+
+    // The usual umask, so that the expected modes do not depend on the test runner's umask.
+    let output = std::process::Command::new("/bin/sh")
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_hoist-warmer"))
+        .args(["--image", &index.reference])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", home.path())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let modes = file_modes(&cache);
+    assert!(
+        modes.iter().any(|(name, _)| name == "index.json"),
+        "{modes:?}"
+    );
+    assert!(
+        modes
+            .iter()
+            .any(|(name, _)| name.starts_with("blobs/sha256/")),
+        "{modes:?}"
+    );
+    for (name, mode) in &modes {
+        assert_eq!(*mode, 0o644, "{name} has mode {mode:o}");
+    }
+}
+
+#[test]
+fn closed_stdout_still_warms_every_image() {
+    let registry = Registry::builder().start().unwrap();
+    let pushed = hoist_testkit::push_base_image(&registry, BaseImage::Busybox).unwrap();
+    let index = pushed.iter().find(|image| image.tag == "index").unwrap();
+    let manifest = pushed.iter().find(|image| image.tag == "latest").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hoist-warmer"))
+        .args(["--image", &index.reference])
+        .args(["--image", &manifest.reference])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--insecure-registry", registry.host()])
+        .env("HOME", home.path())
+        .env("RUST_LOG", "error")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdout(writer)
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert_eq!(stderr, "");
+    let cache_index = std::fs::read_to_string(cache.join("index.json")).unwrap();
+    assert!(cache_index.contains(&index.reference), "{cache_index}");
+    assert!(cache_index.contains(&manifest.reference), "{cache_index}");
+}

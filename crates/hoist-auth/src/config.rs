@@ -156,14 +156,20 @@ impl ConfigFile {
         if let Some(lookup) = self.entry_for(registry)? {
             return Ok(Some(lookup));
         }
-        Ok(self
-            .document
-            .creds_store
-            .as_ref()
-            .filter(|helper| !helper.is_empty())
-            .map(|helper| FileLookup::Store {
-                helper: helper.clone(),
-            }))
+        Ok(self.store())
+    }
+
+    /// Returns the helper that Docker sends `registry`'s credentials to: the `credHelpers`
+    /// entry for it, else `credsStore`, or `None` when the file names neither.
+    pub(crate) fn configured_helper(&self, registry: &str) -> Option<FileLookup> {
+        self.helper_for(registry).or_else(|| self.store())
+    }
+
+    fn store(&self) -> Option<FileLookup> {
+        let helper = self.document.creds_store.as_ref()?;
+        (!helper.is_empty()).then(|| FileLookup::Store {
+            helper: helper.clone(),
+        })
     }
 
     fn helper_for(&self, registry: &str) -> Option<FileLookup> {

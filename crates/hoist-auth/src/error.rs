@@ -76,8 +76,9 @@ pub enum Error {
         source: HelperError,
     },
 
-    /// The registry name cannot be used as an `auths` key.
-    #[error("invalid registry name \"{registry}\": {reason}")]
+    /// The registry name is not one that `docker login` accepts, so it cannot be an `auths`
+    /// key. The message shows the name with control characters escaped.
+    #[error("invalid registry name {registry:?}: {reason}")]
     InvalidRegistry {
         /// The registry name as given.
         registry: String,

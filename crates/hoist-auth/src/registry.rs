@@ -7,6 +7,10 @@
 //! are ignored. The port stays part of the host, so `localhost:5000` and `localhost` are
 //! different registries.
 
+use std::net::Ipv6Addr;
+
+use crate::error::Error;
+
 /// The key under which Docker stores Docker Hub credentials.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
@@ -49,6 +53,101 @@ pub fn config_key(name: &str) -> String {
 /// Returns true when a config key and a registry name refer to the same registry.
 pub fn same_registry(key: &str, registry: &str) -> bool {
     registry_host(key) == registry_host(registry)
+}
+
+/// Checks that `name` is a registry that `docker login` can log in to. That is a host name
+/// or an IPv4 address with an optional port (`registry.example`, `localhost:5000`), or a
+/// bracketed IPv6 address with an optional port (`[::1]:5000`). Any of those may follow
+/// `https://` or `http://`. A path after the host is allowed and ignored, as Docker ignores
+/// it (`https://index.docker.io/v1/`).
+///
+/// Host names follow the domain grammar of image references: dot-separated labels of ASCII
+/// letters, digits and inner hyphens.
+pub fn validate_registry(name: &str) -> Result<(), Error> {
+    let invalid = |reason| Error::InvalidRegistry {
+        registry: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("it contains whitespace or control characters"));
+    }
+    let without_scheme = match name
+        .strip_prefix("https://")
+        .or_else(|| name.strip_prefix("http://"))
+    {
+        Some(rest) => rest,
+        None if has_scheme(name) => return Err(invalid("its scheme is not https:// or http://")),
+        None => name,
+    };
+    let host_and_port = without_scheme.split('/').next().unwrap_or_default();
+    check_host_and_port(host_and_port).map_err(invalid)
+}
+
+/// Tells whether `name` starts with a URL scheme (`ftp://`), which would otherwise be read
+/// as a host.
+fn has_scheme(name: &str) -> bool {
+    name.split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.is_empty() && !scheme.contains('/'))
+}
+
+/// Checks `host`, `host:port` or `[ipv6]:port`, and returns the reason it is invalid.
+fn check_host_and_port(text: &str) -> Result<(), &'static str> {
+    if text.is_empty() {
+        return Err("it has no host name");
+    }
+    let port = if let Some(bracketed) = text.strip_prefix('[') {
+        let (address, after) = bracketed
+            .split_once(']')
+            .ok_or("the IPv6 address has no closing bracket")?;
+        address
+            .parse::<Ipv6Addr>()
+            .map_err(|_| "the address in brackets is not an IPv6 address")?;
+        match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("only a port may follow ']'")?,
+            ),
+        }
+    } else {
+        let (host, port) = match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        };
+        if port.is_some_and(|port| port.contains(':')) {
+            return Err("an IPv6 address must be in brackets, as in [::1]:5000");
+        }
+        if !is_domain(host) {
+            return Err("the host is not a DNS name or an IP address");
+        }
+        port
+    };
+    match port {
+        Some(port) if !is_port(port) => Err("the port is not a number from 1 to 65535"),
+        _ => Ok(()),
+    }
+}
+
+/// Tells whether `host` is dot-separated labels of letters, digits and inner hyphens, each
+/// at most 63 characters long, as DNS allows. IPv4 addresses have this form too.
+fn is_domain(host: &str) -> bool {
+    let is_label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    host.len() <= 253 && host.split('.').all(is_label)
+}
+
+fn is_port(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok_and(|port| port > 0)
 }
 
 /// Picks the key for `registry` among `keys`: an exact match first, otherwise
@@ -123,6 +222,85 @@ mod tests {
     fn config_key_is_host_with_port() {
         assert_eq!(config_key("https://localhost:5000/v2/"), "localhost:5000");
         assert_eq!(config_key("myreg.azurecr.io"), "myreg.azurecr.io");
+    }
+
+    #[test]
+    fn docker_login_forms_are_valid() {
+        let names = [
+            "registry.example",
+            "Registry.Example",
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "my-registry.example:443",
+            "[::1]",
+            "[::1]:5000",
+            "[fe80::1]:65535",
+            "docker.io",
+            "https://index.docker.io/v1/",
+            "http://registry.example:5000",
+            "https://registry.example/v2/",
+            "registry.example/team/app",
+        ];
+
+        for name in names {
+            assert!(
+                validate_registry(name).is_ok(),
+                "{name}: {:?}",
+                validate_registry(name)
+            );
+        }
+    }
+
+    #[test]
+    fn odd_registry_names_are_invalid() {
+        let cases = [
+            ("", "it is empty"),
+            ("../../etc", "not a DNS name"),
+            ("..", "not a DNS name"),
+            (".", "not a DNS name"),
+            ("/etc/passwd", "no host name"),
+            ("https:///", "no host name"),
+            ("registry example", "whitespace"),
+            (" registry.example", "whitespace"),
+            ("registry.example\n", "whitespace"),
+            ("reg\u{1b}istry", "control characters"),
+            ("ftp://registry.example", "scheme"),
+            ("unix:///run/docker.sock", "scheme"),
+            ("HTTPS://registry.example", "scheme"),
+            ("registry_1.example", "not a DNS name"),
+            ("-registry.example", "not a DNS name"),
+            ("registry.example.", "not a DNS name"),
+            ("user@registry.example", "not a DNS name"),
+            ("registry.example?x=1", "not a DNS name"),
+            ("registry.example:", "port"),
+            ("registry.example:0", "port"),
+            ("registry.example:65536", "port"),
+            ("registry.example:http", "port"),
+            ("::1", "brackets"),
+            ("fe80::1:5000", "brackets"),
+            ("[::1", "closing bracket"),
+            ("[registry.example]:5000", "not an IPv6 address"),
+            ("[::1]5000", "only a port"),
+        ];
+
+        for (name, reason) in cases {
+            let error = validate_registry(name).expect_err(name);
+            assert!(
+                matches!(error, Error::InvalidRegistry { .. }),
+                "{name}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(message.contains(reason), "{name}: {message}");
+        }
+    }
+
+    #[test]
+    fn long_label_is_invalid() {
+        let label = "a".repeat(64);
+
+        assert!(validate_registry(&"a".repeat(63)).is_ok());
+        assert!(validate_registry(&format!("{label}.example")).is_err());
     }
 
     #[test]

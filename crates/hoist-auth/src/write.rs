@@ -2,7 +2,8 @@
 //!
 //! An editor holds an exclusive advisory lock on `<file>.lock` from [`ConfigEditor::open`]
 //! until it is dropped, so that concurrent logins to different registries all keep their
-//! entries instead of the last rename winning.
+//! entries instead of the last rename winning. The lock file is removed when the editor is
+//! dropped, whether the write succeeded or not.
 //!
 //! Every member of the file that the edit does not touch is written back as the exact
 //! bytes it had (through `serde_json`'s `RawValue`), so numbers, escapes and nested
@@ -11,7 +12,7 @@
 use std::fmt;
 use std::fs::{self, DirBuilder, File, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -20,10 +21,11 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::config::{ConfigFile, OrderedMap};
+use crate::config::{ConfigFile, FileLookup, OrderedMap};
 use crate::credential::Secret;
 use crate::error::Error;
-use crate::registry::{config_key, find_key, same_registry};
+use crate::keychain::Source;
+use crate::registry::{config_key, find_key, same_registry, validate_registry};
 
 /// The mode of a written credential file: readable by its owner only.
 pub const FILE_MODE: u32 = 0o600;
@@ -31,8 +33,13 @@ pub const FILE_MODE: u32 = 0o600;
 /// The mode of a config directory that the writer creates.
 pub const DIR_MODE: u32 = 0o700;
 
-/// The suffix of the lock file next to the credential file, as in `config.json.lock`.
+/// The suffix of the lock file next to the credential file, as in `config.json.lock`. The
+/// file exists only while an editor holds the lock.
 pub const LOCK_SUFFIX: &str = ".lock";
+
+/// The maximum number of symbolic links followed from the credential file's path, the
+/// limit of Linux path resolution.
+const MAX_LINK_HOPS: usize = 40;
 
 /// The fields of an `auths` entry that hold a credential; a new login replaces them all.
 const CREDENTIAL_FIELDS: [&str; 5] = [
@@ -77,8 +84,10 @@ impl Serialize for Member {
 pub struct ConfigEditor {
     path: PathBuf,
     members: Vec<(String, Member)>,
-    /// The open lock file. Closing it releases the lock.
-    _lock: File,
+    /// The file as read, for its `credHelpers` and `credsStore`, which edits leave as they are.
+    config: ConfigFile,
+    /// The lock, released and its file removed when the editor is dropped.
+    _lock: LockFile,
 }
 
 impl fmt::Debug for ConfigEditor {
@@ -101,10 +110,10 @@ impl ConfigEditor {
     /// The lock file is `<file>.lock` (mode 0600) next to the file that a symbolic link at
     /// `path` points to, because that is the file [`ConfigEditor::save`] replaces. A missing
     /// directory is created with the mode 0700 to contain it. Blocks while another editor
-    /// of the same file is alive.
+    /// of the same file is alive. Dropping the editor removes the lock file.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
-        let lock = lock_file(&resolve_symlink(&path))?;
+        let lock = LockFile::acquire(&link_target(&path)?)?;
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -119,10 +128,11 @@ impl ConfigEditor {
         };
         // The keychain must be able to read what a login writes, so a file whose known
         // members have the wrong shape is rejected here as the keychain rejects it.
-        ConfigFile::parse(&path, &bytes)?;
+        let config = ConfigFile::parse(&path, &bytes)?;
         Ok(Self {
             path,
             members,
+            config,
             _lock: lock,
         })
     }
@@ -130,6 +140,22 @@ impl ConfigEditor {
     /// Returns the file this editor writes.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Returns the credential helper that this file's `credHelpers` entry for `registry`
+    /// names ([`Source::Helper`]), else the one its `credsStore` names ([`Source::Store`]),
+    /// or `None`.
+    ///
+    /// Docker reads a registry's credentials from such a helper and ignores its `auths`
+    /// entry. hoist does the same for `credHelpers`, but reads an `auths` entry that contains
+    /// a credential before `credsStore`.
+    pub fn helper_for(&self, registry: &str) -> Option<Source> {
+        let path = self.path.clone();
+        match self.config.configured_helper(registry)? {
+            FileLookup::Helper { helper } => Some(Source::Helper { path, name: helper }),
+            FileLookup::Store { helper } => Some(Source::Store { path, name: helper }),
+            FileLookup::Entry { .. } => None,
+        }
     }
 
     /// Stores a user name and password for `registry` as Docker does: an `auths` entry under
@@ -192,7 +218,8 @@ impl ConfigEditor {
     }
 
     /// Writes the file atomically with the mode 0600, creating its directory with the mode
-    /// 0700 when missing.
+    /// 0700 when missing. When the path is a symbolic link, the file it points to is
+    /// written, even when that file does not exist yet, and the link stays.
     pub fn save(&self) -> Result<(), Error> {
         self.save_with(|from, to| fs::rename(from, to))
     }
@@ -204,7 +231,7 @@ impl ConfigEditor {
         &self,
         rename: impl FnOnce(&Path, &Path) -> io::Result<()>,
     ) -> Result<(), Error> {
-        let target = resolve_symlink(&self.path);
+        let target = link_target(&self.path)?;
         let dir = parent_dir(&target);
         create_private_dir(&target, dir)?;
 
@@ -330,26 +357,6 @@ fn replace_credential(entry: &mut serde_json::Map<String, Value>, auth: String) 
     }
 }
 
-fn validate_registry(registry: &str) -> Result<(), Error> {
-    let invalid = |reason| Error::InvalidRegistry {
-        registry: registry.to_owned(),
-        reason,
-    };
-    if registry.trim().is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if registry
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(invalid("it contains whitespace or control characters"));
-    }
-    if config_key(registry).is_empty() {
-        return Err(invalid("it has no host name"));
-    }
-    Ok(())
-}
-
 fn validate_username(username: &str) -> Result<(), Error> {
     if username.is_empty() {
         return Err(Error::InvalidUsername {
@@ -369,15 +376,27 @@ fn write_error(path: &Path, step: &'static str) -> impl FnOnce(io::Error) -> Err
     move |source| Error::Write { path, step, source }
 }
 
-/// Writes through a symbolic link to its target, as Docker does, so that a config file
-/// linked from a mounted secret directory stays a link.
-fn resolve_symlink(path: &Path) -> PathBuf {
-    let is_link = fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
-    if is_link {
-        fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
-    } else {
-        path.to_owned()
+/// Follows symbolic links from `path` to the file they point to, which need not exist, so
+/// that a config file linked from a mounted secret directory stays a link and a dangling
+/// link gets its target created. Docker's CLI writes through links the same way
+/// (`ConfigFile.Save` in docker/cli's `cli/config/configfile/file.go`).
+fn link_target(path: &Path) -> Result<PathBuf, Error> {
+    let mut current = path.to_owned();
+    for _ in 0..MAX_LINK_HOPS {
+        let is_link = fs::symlink_metadata(&current).is_ok_and(|meta| meta.is_symlink());
+        if !is_link {
+            return Ok(current);
+        }
+        let target =
+            fs::read_link(&current).map_err(write_error(path, "read the symbolic link"))?;
+        // A relative target is relative to the link's directory. An absolute one replaces it.
+        current = parent_dir(&current).join(target);
     }
+    Err(Error::Write {
+        path: path.to_owned(),
+        step: "follow the symbolic links",
+        source: io::Error::from_raw_os_error(libc::ELOOP),
+    })
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -423,28 +442,70 @@ fn write_temp_file(
     Ok(temp)
 }
 
-/// Creates or opens `<target>.lock` and takes an exclusive lock on it, waiting for the
-/// holder to release it. The lock file is never removed, because a waiter would then hold
-/// a lock on a file that the next writer no longer finds.
-fn lock_file(target: &Path) -> Result<File, Error> {
-    let dir = parent_dir(target);
-    create_private_dir(target, dir)?;
-    let mut name = target.file_name().unwrap_or_default().to_owned();
-    name.push(LOCK_SUFFIX);
-    let path = dir.join(name);
-    // NOFOLLOW keeps a symbolic link planted at the lock file's name from creating a file
-    // elsewhere.
-    let file = fs::OpenOptions::new()
+/// An exclusive lock on `<target>.lock`. Dropping it removes the file and then releases
+/// the lock.
+struct LockFile {
+    path: PathBuf,
+    /// The open lock file. Closing it releases the lock.
+    _file: File,
+}
+
+impl LockFile {
+    /// Creates or opens `<target>.lock` and takes an exclusive lock on it, waiting for the
+    /// holder to release it.
+    ///
+    /// The holder removes the file before it releases the lock, so a waiter may get the
+    /// lock on a file that is no longer linked. It then starts over on the file now at the
+    /// path, so that only one editor at a time has the lock on the file at the path.
+    fn acquire(target: &Path) -> Result<Self, Error> {
+        let dir = parent_dir(target);
+        create_private_dir(target, dir)?;
+        let mut name = target.file_name().unwrap_or_default().to_owned();
+        name.push(LOCK_SUFFIX);
+        let path = dir.join(name);
+        loop {
+            let file = open_lock_file(target, &path)?;
+            tracing::debug!(path = %path.display(), "waiting for the credential file lock");
+            fs4::FileExt::lock(&file).map_err(write_error(target, "lock the lock file"))?;
+            if is_linked_at(target, &file, &path)? {
+                return Ok(Self { path, _file: file });
+            }
+        }
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        if let Err(error) = fs::remove_file(&self.path) {
+            tracing::debug!(path = %self.path.display(), %error, "failed to remove the lock file");
+        }
+    }
+}
+
+/// Creates or opens the lock file with the mode 0600. NOFOLLOW keeps a symbolic link
+/// planted at the lock file's name from creating a file elsewhere.
+fn open_lock_file(target: &Path, path: &Path) -> Result<File, Error> {
+    fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(FILE_MODE)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(write_error(target, "open the lock file"))?;
-    tracing::debug!(path = %path.display(), "waiting for the credential file lock");
-    fs4::FileExt::lock(&file).map_err(write_error(target, "lock the lock file"))?;
-    Ok(file)
+        .open(path)
+        .map_err(write_error(target, "open the lock file"))
+}
+
+/// Tells whether `file` is still the file at `path`, which it is not once its holder
+/// removed it.
+fn is_linked_at(target: &Path, file: &File, path: &Path) -> Result<bool, Error> {
+    let open = file
+        .metadata()
+        .map_err(write_error(target, "inspect the lock file"))?;
+    match fs::symlink_metadata(path) {
+        Ok(linked) => Ok(open.dev() == linked.dev() && open.ino() == linked.ino()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(write_error(target, "inspect the lock file")(error)),
+    }
 }
 
 /// Syncs the directory so that the rename itself survives a crash.

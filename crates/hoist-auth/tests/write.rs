@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{assert_contains, assert_error_has_no_secret, assert_no_secret, capture_logs};
-use hoist_auth::{ConfigEditor, Credential, Environment, Error, Keychain, Secret};
+use hoist_auth::{ConfigEditor, Credential, Environment, Error, Keychain, Secret, Source};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -275,15 +275,74 @@ fn open_editor_blocks_second_writer() {
     });
 }
 
+/// Returns the names in `dir` other than `keep`, such as leftover lock and temporary files.
+fn other_entries(dir: &Path, keep: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !keep.contains(&name.as_str()))
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
-fn lock_file_created_private() {
+fn lock_file_private_while_held() {
+    let (_dir, path) = temp_config();
+    let lock = path.with_file_name(format!("config.json{}", hoist_auth::LOCK_SUFFIX));
+
+    let editor = ConfigEditor::open(&path).unwrap();
+
+    assert!(lock.is_file(), "no lock file at {}", lock.display());
+    assert_eq!(mode(&lock), 0o600);
+    drop(editor);
+    assert!(!lock.exists(), "lock file left at {}", lock.display());
+}
+
+#[test]
+fn write_leaves_only_config_file() {
     let (_dir, path) = temp_config();
 
     login(&path, "a.example", "u", "p");
+    login(&path, "b.example", "u", "p");
 
-    let lock = path.with_file_name(format!("config.json{}", hoist_auth::LOCK_SUFFIX));
-    assert!(lock.is_file(), "no lock file at {}", lock.display());
-    assert_eq!(mode(&lock), 0o600);
+    assert_eq!(
+        other_entries(path.parent().unwrap(), &["config.json"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn failed_write_leaves_no_lock_or_temp_file() {
+    let (_dir, path) = temp_config();
+    write_existing(&path, EXISTING_CONFIG);
+
+    let mut editor = ConfigEditor::open(&path).unwrap();
+    editor
+        .set_basic_auth("registry.example", "u", &Secret::new("p"))
+        .unwrap();
+    let result = editor.save_with(|_, _| Err(io::Error::other("simulated crash")));
+    drop(editor);
+
+    assert!(result.is_err());
+    assert_eq!(
+        other_entries(path.parent().unwrap(), &["config.json"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn rejected_file_leaves_no_lock_file() {
+    let (_dir, path) = temp_config();
+    write_existing(&path, "[1, 2]");
+
+    let result = ConfigEditor::open(&path);
+
+    assert!(result.is_err());
+    assert_eq!(
+        other_entries(path.parent().unwrap(), &["config.json"]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -294,10 +353,74 @@ fn lock_file_beside_symlink_target() {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     symlink(&target, &path).unwrap();
 
-    login(&path, "a.example", "u", "p");
+    let editor = ConfigEditor::open(&path).unwrap();
 
     assert!(target.with_file_name("config.json.lock").is_file());
     assert!(!path.with_file_name("config.json.lock").exists());
+    drop(editor);
+    assert!(!target.with_file_name("config.json.lock").exists());
+}
+
+#[test]
+fn write_through_dangling_symlink() {
+    let (dir, path) = temp_config();
+    let target = dir.path().join("secret-mount").join("config.json");
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    symlink("../secret-mount/config.json", &path).unwrap();
+
+    login(&path, "a.example", "u", "p");
+
+    let link = fs::symlink_metadata(&path).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    assert_contains(&fs::read_to_string(&target).unwrap(), "a.example");
+    assert_eq!(mode(&target), 0o600);
+    assert_eq!(
+        other_entries(target.parent().unwrap(), &["config.json"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn write_through_chain_of_symlinks() {
+    let (dir, path) = temp_config();
+    let target = dir.path().join("b").join("config.json");
+    let middle = dir.path().join("a").join("config.json");
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    fs::create_dir_all(middle.parent().unwrap()).unwrap();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    symlink(&target, &middle).unwrap();
+    symlink(&middle, &path).unwrap();
+
+    login(&path, "a.example", "u", "p");
+
+    assert!(
+        fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        fs::symlink_metadata(&middle)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_contains(&fs::read_to_string(&target).unwrap(), "a.example");
+}
+
+#[test]
+fn symlink_loop_is_rejected() {
+    let (_dir, path) = temp_config();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let other = path.with_file_name("other.json");
+    symlink(&other, &path).unwrap();
+    symlink(&path, &other).unwrap();
+
+    let err = ConfigEditor::open(&path).unwrap_err();
+
+    assert!(matches!(err, Error::Write { .. }), "{err:?}");
+    assert_contains(&err.to_string(), "follow the symbolic links");
 }
 
 #[test]
@@ -317,6 +440,46 @@ fn write_follows_symlink() {
             .is_symlink()
     );
     assert_contains(&fs::read_to_string(&target).unwrap(), "a.example");
+}
+
+#[test]
+fn helper_for_names_cred_helper_then_store() {
+    let (_dir, path) = temp_config();
+    write_existing(
+        &path,
+        r#"{"credHelpers": {"ecr.example": "ecr-login"}, "credsStore": "pass"}"#,
+    );
+
+    let editor = ConfigEditor::open(&path).unwrap();
+
+    assert_eq!(
+        editor.helper_for("https://ecr.example/v2/"),
+        Some(Source::Helper {
+            path: path.clone(),
+            name: "ecr-login".to_owned()
+        })
+    );
+    assert_eq!(
+        editor.helper_for("other.example"),
+        Some(Source::Store {
+            path: path.clone(),
+            name: "pass".to_owned()
+        })
+    );
+}
+
+#[test]
+fn helper_for_without_helpers_is_none() {
+    let (_dir, path) = temp_config();
+    write_existing(
+        &path,
+        r#"{"credHelpers": {"ecr.example": ""}, "credsStore": ""}"#,
+    );
+
+    let editor = ConfigEditor::open(&path).unwrap();
+
+    assert_eq!(editor.helper_for("ecr.example"), None);
+    assert_eq!(editor.helper_for("other.example"), None);
 }
 
 #[test]
@@ -407,6 +570,14 @@ fn invalid_inputs_rejected_clearly() {
         (
             editor.set_basic_auth("r example", "u", &password),
             "whitespace",
+        ),
+        (
+            editor.set_basic_auth("../../etc", "u", &password),
+            "invalid registry name \"../../etc\": the host is not a DNS name",
+        ),
+        (
+            editor.set_basic_auth("ftp://r.example", "u", &password),
+            "scheme",
         ),
     ];
 

@@ -1,4 +1,8 @@
 //! Errors of writing outputs and of reading them back.
+//!
+//! Values that come from the files read, such as archive entry names and tags, are passed
+//! through [`printable`] before they go into a message, so that an error printed to a
+//! terminal cannot carry escape sequences or raw bytes from a damaged or hostile file.
 
 use std::path::PathBuf;
 
@@ -150,7 +154,7 @@ pub enum ReadError {
         path: PathBuf,
         /// The requested name.
         reference: String,
-        /// The names it has, comma-separated.
+        /// The names it has, comma-separated, each passed through [`printable`].
         available: String,
     },
     /// No name was given and the layout or archive does not hold exactly one image.
@@ -180,6 +184,14 @@ pub enum ReadError {
         /// The source of the name: `manifest.json` or a link target.
         field: &'static str,
     },
+    /// A docker-archive is not a tar archive, or its tar headers are damaged.
+    #[error("{archive} is not a valid tar archive: {reason}")]
+    InvalidArchive {
+        /// The archive.
+        archive: PathBuf,
+        /// The tar reader's error, with control characters escaped by [`printable`].
+        reason: String,
+    },
     /// A docker-archive has two entries with the same name.
     #[error("{archive}: duplicate entry {name:?}")]
     DuplicateEntry {
@@ -204,4 +216,49 @@ pub enum ReadError {
         /// The reason.
         source: ImageError,
     },
+}
+
+/// Returns `text` with control and invisible characters escaped as Rust's `{:?}` escapes them
+/// (`\u{1b}`, `\n`, `\u{feff}`), and quotes and backslashes as they are, for error messages.
+pub fn printable(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '"' | '\'' | '\\' => escaped.push(character),
+            other => escaped.extend(other.escape_debug()),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_terminal_controls() {
+        assert_eq!(printable("a\u{1b}[31mb\u{7}"), "a\\u{1b}[31mb\\u{7}");
+    }
+
+    #[test]
+    fn printable_escapes_line_breaks_and_invisible_characters() {
+        assert_eq!(
+            printable("a\r\nb\u{feff}c\u{202e}"),
+            "a\\r\\nb\\u{feff}c\\u{202e}"
+        );
+    }
+
+    #[test]
+    fn printable_keeps_quotes_backslashes_and_letters() {
+        assert_eq!(printable(r#"C:\a "b" 'c' é"#), r#"C:\a "b" 'c' é"#);
+    }
+
+    #[test]
+    fn printable_output_has_no_control_characters() {
+        let all: String = (0..0x3000).filter_map(char::from_u32).collect();
+
+        let shown = printable(&all);
+
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+    }
 }

@@ -47,7 +47,7 @@ pub mod fuzzing;
 pub use archive::{read_docker_archive, write_docker_archive};
 pub use config::{Healthcheck, History, ImageConfig, RootFs, RuntimeConfig};
 pub use digest::{DigestingReader, digest_bytes, digest_reader, sha256_hex};
-pub use error::{ReadError, WriteError};
+pub use error::{ReadError, WriteError, printable};
 pub use image::{BlobLocation, Image, ImageError, Layer, LoadedImage, RenderedImage};
 pub use layout::{read_oci_layout, write_oci_layout};
 pub use manifest::{

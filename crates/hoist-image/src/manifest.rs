@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ImageConfig;
 use crate::digest::digest_bytes;
+use crate::error::printable;
 use crate::media::{
     DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, ManifestFormat, MediaTypeError,
     OCI_INDEX, OCI_MANIFEST,
@@ -132,7 +133,8 @@ pub enum ManifestError {
     NoMatchingPlatform {
         /// The requested platform.
         platform: Platform,
-        /// The platforms the index lists, comma-separated.
+        /// The platforms the index lists, comma-separated, each passed through
+        /// [`crate::printable`].
         available: String,
     },
     /// The config blob does not match the manifest's config descriptor.
@@ -310,7 +312,7 @@ impl Index {
         }
 
         let available: Vec<String> = with_platform()
-            .map(|(_, offered)| offered.to_string())
+            .map(|(_, offered)| printable(&offered.to_string()))
             .collect();
         Err(ManifestError::NoMatchingPlatform {
             platform: platform.clone(),

@@ -454,6 +454,118 @@ fn bad_manifest_json_names_entry() {
     assert!(read_docker_archive(&path, None).is_err());
 }
 
+/// Returns `len` bytes of a fixed pseudo-random sequence, which contains control bytes and
+/// invalid UTF-8.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x2545_f491;
+    let mut next = || {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        state.to_be_bytes()[1]
+    };
+    (0..len).map(|_| next()).collect()
+}
+
+fn assert_printable(message: &str) {
+    assert!(!message.chars().any(char::is_control), "{message:?}");
+}
+
+#[test]
+fn random_bytes_are_invalid_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("noise.bin");
+    fs::write(&path, noise(4096)).unwrap();
+
+    let error = read_docker_archive(&path, None).unwrap_err();
+
+    assert!(
+        matches!(error, ReadError::InvalidArchive { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    let expected = format!("{} is not a valid tar archive: ", path.display());
+    assert!(message.starts_with(&expected), "{message:?}");
+    assert_printable(&message);
+}
+
+#[test]
+fn damaged_header_text_is_escaped() {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("damaged.tar");
+    let mut block = vec![0_u8; 1024];
+    let name = b"\x1b[31mred\x07";
+    block[..name.len()].copy_from_slice(name);
+    block[148..156].copy_from_slice(b"\x1b]0;x\x07\xff\0");
+    fs::write(&path, &block).unwrap();
+
+    let error = read_docker_archive(&path, None).unwrap_err();
+
+    let message = error.to_string();
+    assert!(
+        matches!(error, ReadError::InvalidArchive { .. }),
+        "{error:?}"
+    );
+    assert!(
+        message.contains("when getting cksum for \\u{1b}[31mred\\u{7}"),
+        "{message:?}"
+    );
+    assert_printable(&message);
+}
+
+#[test]
+fn entry_name_controls_are_escaped() {
+    let work = tempfile::tempdir().unwrap();
+    let layer = layer_tar();
+    let config = config_for(&[&layer]);
+    let path = work.path().join("names.tar");
+    build_archive(
+        &path,
+        &[
+            ("config.json", Item::File(&config)),
+            (
+                "manifest.json",
+                Item::File(&manifest_json("config.json", &["\u{1b}]0;title\u{7}"])),
+            ),
+        ],
+    );
+
+    let error = read_docker_archive(&path, None).unwrap_err();
+
+    assert!(matches!(error, ReadError::MissingBlob { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.ends_with(":\\u{1b}]0;title\\u{7}"), "{message:?}");
+    assert_printable(&message);
+}
+
+#[test]
+fn available_tags_are_escaped() {
+    let work = tempfile::tempdir().unwrap();
+    let layer = layer_tar();
+    let config = config_for(&[&layer]);
+    let path = work.path().join("tags.tar");
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": "config.json", "RepoTags": ["app:\u{1b}[2J"], "Layers": ["layer.tar"]}
+    ]))
+    .unwrap();
+    build_archive(
+        &path,
+        &[
+            ("layer.tar", Item::File(&layer)),
+            ("config.json", Item::File(&config)),
+            ("manifest.json", Item::File(&manifest)),
+        ],
+    );
+
+    let error = read_docker_archive(&path, Some("other:1")).unwrap_err();
+
+    assert!(
+        matches!(error, ReadError::ReferenceNotFound { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.ends_with("it has: app:\\u{1b}[2J"), "{message:?}");
+    assert_printable(&message);
+}
+
 #[test]
 fn diff_id_mismatch_is_reported() {
     let work = tempfile::tempdir().unwrap();

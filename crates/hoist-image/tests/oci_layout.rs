@@ -11,8 +11,8 @@ use std::path::Path;
 
 use common::{assert_two_layer_root, dir_entries, skopeo_inspect, two_layer_image};
 use hoist_image::{
-    Compression, Layer, ManifestFormat, ReadError, WriteError, digest_bytes, read_oci_layout,
-    write_oci_layout,
+    Compression, ImageError, Layer, ManifestFormat, ReadError, WriteError, digest_bytes,
+    read_oci_layout, write_oci_layout,
 };
 
 fn layer_digests(image: &hoist_image::Image) -> Vec<String> {
@@ -309,6 +309,74 @@ fn missing_layer_blob_is_reported() {
         matches!(error, ReadError::MissingBlob { ref path } if path.ends_with(&hex)),
         "{error}"
     );
+}
+
+/// Writes `bytes` as a blob of the layout and returns its descriptor as JSON.
+fn add_blob(dir: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
+    let digest = digest_bytes(bytes);
+    fs::write(dir.join("blobs/sha256").join(digest.digest()), bytes).unwrap();
+    serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": bytes.len()})
+}
+
+/// Rewrites the layout's only image so that its config lists `extra` more diff IDs than the
+/// manifest has layers (or fewer, when `extra` is negative), with every digest consistent.
+fn change_diff_id_count(dir: &Path, extra: isize) {
+    let manifest_path = manifest_path(dir);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
+    let config_hex = manifest["config"]["digest"].as_str().unwrap()["sha256:".len()..].to_owned();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(config_hex)).unwrap())
+            .unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array_mut().unwrap();
+    if extra >= 0 {
+        let first = diff_ids[0].clone();
+        diff_ids.extend(std::iter::repeat_n(first, extra.unsigned_abs()));
+    } else {
+        diff_ids.truncate(diff_ids.len() - extra.unsigned_abs());
+    }
+
+    let config_type = manifest["config"]["mediaType"].clone();
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    manifest["config"] = add_blob(dir, config_type.as_str().unwrap(), &config_bytes);
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let manifest_type = manifest["mediaType"].as_str().unwrap().to_owned();
+    let descriptor = add_blob(dir, &manifest_type, &manifest_bytes);
+
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        entry["digest"] = descriptor["digest"].clone();
+        entry["size"] = descriptor["size"].clone();
+    }
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn diff_id_count_mismatch_is_reported() {
+    for extra in [1, -1] {
+        let work = tempfile::tempdir().unwrap();
+        let dir = written_layout(work.path());
+        change_diff_id_count(&dir, extra);
+
+        let error = read_oci_layout(&dir, Some("v1")).unwrap_err();
+
+        let (diff_ids, layers) = if extra > 0 { (3, 2) } else { (1, 2) };
+        assert!(
+            matches!(
+                error,
+                ReadError::Image {
+                    source: ImageError::LayerCount { diff_ids: d, layers: l },
+                    ..
+                } if d == diff_ids && l == layers
+            ),
+            "{extra}: {error:?}"
+        );
+        assert!(
+            error.to_string().contains("do not match its image config"),
+            "{error}"
+        );
+    }
 }
 
 #[test]

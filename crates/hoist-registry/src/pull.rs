@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -90,6 +91,21 @@ impl BlobCache {
     fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs").join("sha256")
     }
+}
+
+/// The mode of cache files before the umask: readable by every user, because a cache that
+/// `hoist-warmer` fills is read by executors that may run as other users.
+const CACHE_FILE_MODE: u32 = 0o644;
+
+/// Creates a temporary file in `dir` that is renamed into the cache once complete. It gets
+/// its final mode at creation. The bytes it contains before the rename are the same ones
+/// that every user can read after it, so there is nothing to keep private meanwhile.
+pub(crate) fn cache_temp_file(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::fs::Permissions::from_mode(CACHE_FILE_MODE))
+        .tempfile_in(dir)
+        .map_err(io_error("create temporary file in", dir))
 }
 
 /// A manifest as a registry served it.
@@ -423,10 +439,7 @@ async fn fetch_blob_once(
     let (url, mut stream) = open_blob(api, reference, &digest, false).await?;
 
     let blobs = cache.blobs_dir();
-    let mut file = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempfile_in(&blobs)
-        .map_err(io_error("create temporary file in", &blobs))?;
+    let mut file = cache_temp_file(&blobs, ".partial-")?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mismatch = |actual_digest: String, actual_size: u64| Error::BlobMismatch {
@@ -510,10 +523,7 @@ fn store_document(cache: &BlobCache, digest: &str, bytes: &[u8]) -> Result<()> {
         return Ok(());
     }
     let blobs = cache.blobs_dir();
-    let mut file = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempfile_in(&blobs)
-        .map_err(io_error("create temporary file in", &blobs))?;
+    let mut file = cache_temp_file(&blobs, ".partial-")?;
     file.write_all(bytes)
         .map_err(io_error("write", file.path().to_path_buf()))?;
     file.persist(&target)

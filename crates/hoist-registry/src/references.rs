@@ -21,7 +21,7 @@ use hoist_image::{
 };
 
 use crate::error::{Error, Result, io_error};
-use crate::pull::{BlobCache, build_image};
+use crate::pull::{BlobCache, build_image, cache_temp_file};
 use crate::reference::ImageReference;
 
 /// The name of the reference index in the cache directory.
@@ -158,10 +158,7 @@ impl BlobCache {
 
     fn write_index(&self, index: &Index) -> Result<()> {
         let root = self.root();
-        let mut file = tempfile::Builder::new()
-            .prefix(".index-")
-            .tempfile_in(root)
-            .map_err(io_error("create temporary file in", root))?;
+        let mut file = cache_temp_file(root, ".index-")?;
         file.write_all(&index.to_json())
             .map_err(io_error("write", file.path().to_path_buf()))?;
         let target = self.index_path();

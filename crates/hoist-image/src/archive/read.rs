@@ -12,7 +12,7 @@ use super::write::split_tag;
 use super::{ArchiveManifestEntry, MANIFEST_ENTRY};
 use crate::config::ImageConfig;
 use crate::digest::{DigestingReader, digest_bytes};
-use crate::error::ReadError;
+use crate::error::{ReadError, printable};
 use crate::image::{BlobLocation, Image, ImageError, Layer, LoadedImage};
 use crate::media::{Compression, ManifestFormat};
 use crate::verify::{MAX_JSON_SIZE, check_digest};
@@ -118,10 +118,10 @@ fn select_entry<'a>(
         .iter()
         .find(|entry| tags_of(entry).any(|tag| tag == wanted));
     found.ok_or_else(|| {
-        let available: Vec<&str> = manifest
+        let available: Vec<String> = manifest
             .iter()
             .flat_map(tags_of)
-            .map(String::as_str)
+            .map(|tag| printable(tag))
             .collect();
         ReadError::ReferenceNotFound {
             path: path.to_owned(),
@@ -281,11 +281,18 @@ impl ArchiveIndex {
             path: path.to_owned(),
             source,
         };
+        let invalid = |error: io::Error| match error.raw_os_error() {
+            Some(_) => io_error(error),
+            None => ReadError::InvalidArchive {
+                archive: path.to_owned(),
+                reason: printable(&error.to_string()),
+            },
+        };
         let file = File::open(path).map_err(io_error)?;
         let mut archive = tar::Archive::new(file);
         let mut entries = HashMap::new();
-        for entry in archive.entries_with_seek().map_err(io_error)? {
-            let entry = entry.map_err(io_error)?;
+        for entry in archive.entries_with_seek().map_err(invalid)? {
+            let entry = entry.map_err(invalid)?;
             let Some((name, kind)) = index_entry(&entry) else {
                 continue;
             };
@@ -302,11 +309,12 @@ impl ArchiveIndex {
         })
     }
 
-    /// Returns `ARCHIVE:NAME`, the path that errors name for an entry.
+    /// Returns `ARCHIVE:NAME`, the path that errors name for an entry, with control
+    /// characters in the name escaped.
     fn entry_path(&self, name: &str) -> PathBuf {
         let mut path = self.path.clone().into_os_string();
         path.push(":");
-        path.push(name);
+        path.push(printable(name));
         PathBuf::from(path)
     }
 

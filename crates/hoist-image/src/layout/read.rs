@@ -11,7 +11,7 @@ use rustix::io::Errno;
 use super::LayoutHeader;
 use crate::config::ImageConfig;
 use crate::digest::{digest_bytes, digest_reader, sha256_hex};
-use crate::error::ReadError;
+use crate::error::{ReadError, printable};
 use crate::image::{Image, ImageError, Layer, LoadedImage, RenderedImage};
 use crate::manifest::{Descriptor, Index, Manifest, ManifestDocument, REF_NAME_ANNOTATION};
 use crate::media::{Compression, DOCKER_MANIFEST_LIST, OCI_INDEX};
@@ -138,7 +138,12 @@ fn select_image<'a>(
         .iter()
         .find(|descriptor| name_of(descriptor).as_deref() == Some(reference));
     found.ok_or_else(|| {
-        let names: Vec<String> = index.manifests.iter().filter_map(name_of).collect();
+        let names: Vec<String> = index
+            .manifests
+            .iter()
+            .filter_map(name_of)
+            .map(|name| printable(&name))
+            .collect();
         ReadError::ReferenceNotFound {
             path: dir.to_owned(),
             reference: reference.to_owned(),
