@@ -163,6 +163,7 @@ impl Client {
                     );
                     scheme = "http";
                 }
+                HttpsProbe::Refused => scheme = "http",
                 HttpsProbe::Failed(reason) => {
                     return Err(Error::Tls {
                         registry: registry.to_owned(),
@@ -195,11 +196,23 @@ impl Client {
 }
 
 /// Tells whether `host` (with an optional port) is `localhost` or a loopback address.
+///
+/// Anything after the name other than `:PORT` makes the host not loopback, so that a
+/// registry such as `[::1]:1@example.com` is never taken for a local one.
 fn is_loopback(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    let (name, port) = match host.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((name, port)) => (name, port),
+            None => return false,
+        },
+        None => match host.find(':') {
+            Some(colon) => host.split_at(colon),
+            None => (host, ""),
+        },
     };
+    if !port.is_empty() && !crate::reference::is_port_suffix(port) {
+        return false;
+    }
     name == "localhost"
         || name
             .parse::<std::net::IpAddr>()
@@ -215,8 +228,11 @@ enum HttpsProbe {
     /// client certificate that the server requires and did not get. Contains the error of
     /// the verified attempt.
     Failed(String),
-    /// No TLS server responded: the registry speaks plain HTTP, or nothing listens.
+    /// No TLS server responded, and the registry responds over plain HTTP.
     Silent,
+    /// Nothing listens on the port, so the request over plain HTTP reports the refused
+    /// connection rather than a TLS failure.
+    Refused,
 }
 
 /// Sends `GET https://host/v2/`. When that fails, distinguishes a plain HTTP registry from a
@@ -229,6 +245,9 @@ async fn probe_https(http: &reqwest::Client, host: &str) -> HttpsProbe {
         Err(error) => error.without_url(),
     };
     tracing::debug!(host, error = %error_chain(&error), "HTTPS probe failed");
+    if is_connection_refused(&error) {
+        return HttpsProbe::Refused;
+    }
     let Ok(unverified) = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
         .connect_timeout(CONNECT_TIMEOUT)
@@ -241,14 +260,25 @@ async fn probe_https(http: &reqwest::Client, host: &str) -> HttpsProbe {
     }
     // A TLS server that rejects the handshake even without certificate checks (it wants a
     // client certificate) responds to plain HTTP with 400, as the Go TLS server of the
-    // CNCF distribution registry does. When plain HTTP fails too, nothing is listening, and
-    // the request over plain HTTP reports that as a connection error, not a TLS one.
+    // CNCF distribution registry does.
     match unverified.get(format!("http://{host}/v2/")).send().await {
-        Ok(response) if response.status() == reqwest::StatusCode::BAD_REQUEST => {
-            HttpsProbe::Failed(error_chain(&error))
-        }
-        _ => HttpsProbe::Silent,
+        Ok(response) if response.status() != reqwest::StatusCode::BAD_REQUEST => HttpsProbe::Silent,
+        _ => HttpsProbe::Failed(error_chain(&error)),
     }
+}
+
+/// Tells whether an I/O error with kind `ConnectionRefused` is among the causes of `error`.
+fn is_connection_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Returns an error's message followed by the messages of its causes, because reqwest's
@@ -286,6 +316,10 @@ mod tests {
             "10.0.0.1:5000",
             "[2001:db8::1]:5000",
             "localhost.example",
+            "[::1]:1@127.0.0.1:5000",
+            "127.0.0.1@registry.example",
+            "[::1]:+5000",
+            "localhost:5000:1",
         ] {
             assert!(!is_loopback(host), "{host}");
         }

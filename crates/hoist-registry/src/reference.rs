@@ -147,6 +147,14 @@ impl FromStr for ImageReference {
                 reason: "repository name must be lowercase".to_owned(),
             });
         }
+        // Docker rejects uppercase hex in a digest, and a registry would not find it.
+        if let Some(digest) = parsed.digest()
+            && digest.bytes().any(|byte| byte.is_ascii_uppercase())
+        {
+            return Err(invalid(format!(
+                "digest {digest:?} must be lowercase, such as sha256:0123abcd..."
+            )));
+        }
         if let Some((_, port)) = registry.rsplit_once(':')
             && !port.contains(']')
             && port.parse::<u16>().map_or(true, |port| port == 0)
@@ -198,12 +206,19 @@ fn split_ipv6_registry(text: &str) -> Result<Option<(&str, &str)>, String> {
     };
     let (host, rest) = text.split_at(host_length);
     let port = &host[1 + address.len() + 1..];
-    if !port.is_empty() && !port.starts_with(':') {
+    if !port.is_empty() && !is_port_suffix(port) {
         return Err(format!(
             "invalid text {port:?} after the IPv6 address of the registry: expected :PORT or /"
         ));
     }
     Ok(Some((host, &rest[1..])))
+}
+
+/// Tells whether `text` is `:` followed by one to five ASCII digits, the port of a registry.
+pub(crate) fn is_port_suffix(text: &str) -> bool {
+    text.strip_prefix(':').is_some_and(|digits| {
+        (1..=5).contains(&digits.len()) && digits.bytes().all(|byte| byte.is_ascii_digit())
+    })
 }
 
 impl fmt::Display for ImageReference {
@@ -345,7 +360,10 @@ mod tests {
         let cases = [
             ("[::1]:0/x", "invalid registry port"),
             ("[::1]:99999/x", "invalid registry port"),
-            ("[::1]:port/x", "invalid registry port"),
+            ("[::1]:port/x", "expected :PORT or /"),
+            ("[::1]:1@127.0.0.1:5000/app", "expected :PORT or /"),
+            ("[::1]:+5000/x", "expected :PORT or /"),
+            ("[::1]:a:5000/x", "expected :PORT or /"),
             ("[::1]5000/x", "expected :PORT or /"),
             ("[::1/x", "missing ']'"),
             ("[::1]:5000", "needs a repository"),
@@ -361,6 +379,13 @@ mod tests {
             assert!(message.contains(expected), "{text}: {message}");
             assert!(message.contains(text), "{text}: {message}");
         }
+    }
+
+    #[test]
+    fn uppercase_digest_is_invalid() {
+        let text = format!("registry.example/app@sha256:{}", "AB".repeat(32));
+        let message = text.parse::<ImageReference>().unwrap_err().to_string();
+        assert!(message.contains("must be lowercase"), "{message}");
     }
 
     #[test]
