@@ -195,21 +195,22 @@ pub enum Error {
         /// The digest of the image's manifest.
         actual: String,
     },
-    /// A blob declares more bytes than the file system of the cache has free. It is
-    /// checked before the download starts.
+    /// The layers missing from the cache declare more bytes than the file system of the
+    /// cache has free, checked before the download starts.
     #[error(
-        "blob {digest} from {registry}/{repository} declares a size of {size} bytes, but the \
-         file system of {path} has only {available} bytes free; the download was not started. \
-         Free some space or choose another cache directory"
+        "the layers of {registry}/{repository} missing from the cache declare {size} bytes in \
+         total (the largest is blob {digest}), but the file system of {path} has only \
+         {available} bytes free, so the download was not started. Free some space or choose \
+         another cache directory"
     )]
     InsufficientSpace {
         /// The registry host.
         registry: String,
         /// The repository.
         repository: String,
-        /// The blob digest.
+        /// The digest of the largest missing layer.
         digest: String,
-        /// The size from the manifest, in bytes.
+        /// The sizes of the missing layers from the manifest, summed, in bytes.
         size: u64,
         /// The bytes free for unprivileged users on the file system of `path`.
         available: u64,

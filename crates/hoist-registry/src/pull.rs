@@ -241,7 +241,7 @@ impl Client {
     }
 
     /// Fetches the layers missing from the cache, at most `max_concurrency` at a time, once
-    /// each of them fits in the free space of the cache.
+    /// they fit in the free space of the cache.
     async fn fetch_layers(
         &self,
         api: &RegistryApi,
@@ -347,35 +347,42 @@ async fn fetch_manifest(api: &RegistryApi, reference: &ImageReference) -> Result
     })
 }
 
-/// Checks that each layer missing from the cache declares at most the bytes free on the
-/// cache's file system. A manifest may declare any size, and the download stops only past
-/// that size, so without this check a registry that keeps sending fills the disk.
-// NOTE: each layer is compared with the free space on its own. Layers that fit one by one
-// but not together still fail on the first write that finds the disk full.
+/// Checks that the layers missing from the cache declare at most the bytes free on the
+/// cache's file system, in total. A manifest may declare any size, and the download stops
+/// only past that size, so without this check a registry that keeps sending fills the disk.
+// NOTE: the free space is that of unprivileged users, so root may be refused a few percent
+// of the disk that it could use.
 fn check_free_space(
     api: &RegistryApi,
     reference: &ImageReference,
     layers: &[Descriptor],
     cache: &BlobCache,
 ) -> Result<()> {
+    let mut missing: Vec<&Descriptor> = layers
+        .iter()
+        .filter(|layer| !cache.contains(layer.digest.as_ref(), layer.size))
+        .collect();
+    missing.sort_by(|a, b| a.digest.as_ref().cmp(b.digest.as_ref()));
+    missing.dedup_by(|a, b| a.digest == b.digest);
+    let Some(largest) = missing.iter().max_by_key(|layer| layer.size) else {
+        return Ok(());
+    };
+    let total = missing
+        .iter()
+        .fold(0u64, |total, layer| total.saturating_add(layer.size));
     let blobs = cache.blobs_dir();
     let available =
         fs4::available_space(&blobs).map_err(io_error("read the free space of", &blobs))?;
-    let missing = layers
-        .iter()
-        .filter(|layer| !cache.contains(layer.digest.as_ref(), layer.size));
-    for layer in missing {
-        if layer.size > available {
-            tracing::error!(registry = %api.registry, digest = %layer.digest, size = layer.size, available, "blob is larger than the free space of the cache");
-            return Err(Error::InsufficientSpace {
-                registry: api.registry.clone(),
-                repository: reference.repository().to_owned(),
-                digest: layer.digest.to_string(),
-                size: layer.size,
-                available,
-                path: blobs,
-            });
-        }
+    if total > available {
+        tracing::error!(registry = %api.registry, digest = %largest.digest, total, available, "layers are larger than the free space of the cache");
+        return Err(Error::InsufficientSpace {
+            registry: api.registry.clone(),
+            repository: reference.repository().to_owned(),
+            digest: largest.digest.to_string(),
+            size: total,
+            available,
+            path: blobs,
+        });
     }
     Ok(())
 }
