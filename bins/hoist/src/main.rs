@@ -241,7 +241,26 @@ fn plan<'a>(
         // NOTE: planning pulls only the bases that the target needs, so the other
         // stages are expanded without their base image's ENV. Nothing of them reaches
         // the image.
-        planned.plan.needed = (0..=planned.plan.target).collect();
+        // A stage for another platform cannot be built, and nothing of an unused one
+        // reaches the image, so it is left out with a warning.
+        let plan = &planned.plan;
+        let mut needed = plan.needed.clone();
+        for stage in &plan.stages[..=plan.target] {
+            if needed.contains(&stage.index) {
+                continue;
+            }
+            match hoist_build::bases::other_platform(stage, &options.platform) {
+                Some(requested) => tracing::warn!(
+                    stage = stage.index,
+                    "skipping unused stage for platform {requested}: hoist builds stages \
+                     for {} only",
+                    options.platform
+                ),
+                None => needed.push(stage.index),
+            }
+        }
+        needed.sort_unstable();
+        planned.plan.needed = needed;
     }
     Ok(planned)
 }

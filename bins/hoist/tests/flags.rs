@@ -304,6 +304,36 @@ fn unused_stages_build_unless_skipped() {
 }
 
 #[test]
+fn unused_stage_for_other_platform_is_skipped() {
+    let registry = support::plain_registry();
+    let home = support::temporary_dir();
+    let dockerfile = "\
+FROM --platform=linux/arm64 {REGISTRY}/base/busybox:latest AS tools
+RUN echo arm-stage-ran
+FROM {REGISTRY}/base/busybox:latest AS app
+RUN echo app > /app
+";
+    let output = build(home.path(), registry.host(), dockerfile, &["--no-push"]);
+    assert_success(&output);
+    let stderr = stderr(&output);
+    assert!(!stderr.contains("arm-stage-ran"), "{stderr}");
+    assert!(
+        stderr.contains("skipping unused stage for platform linux/arm64"),
+        "{stderr}"
+    );
+
+    let used = format!("{dockerfile}COPY --from=tools /bin/busybox /tools-busybox\n");
+    let home = support::temporary_dir();
+    let output = build(home.path(), registry.host(), &used, &["--no-push"]);
+    let stderr = self::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Dockerfile:1: stage tools requests platform"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn tarball_contexts_are_extracted() {
     let registry = support::plain_registry();
     let home = support::temporary_dir();

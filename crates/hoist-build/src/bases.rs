@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use hoist_dockerfile::instructions::{Instruction, InstructionKind, instructions};
 use hoist_dockerfile::stages::{
-    Base, BaseImage, BaseImages, BuildOptions, BuildPlan, StageError, resolve_with_bases,
+    Base, BaseImage, BaseImages, BuildOptions, BuildPlan, Stage, StageError, resolve_with_bases,
 };
 use hoist_image::{Image, Platform};
 
@@ -131,6 +131,15 @@ pub fn plan_build<'a>(
     }
 }
 
+/// Returns the platform that `stage` requests with `FROM --platform` when it is not
+/// `platform`.
+pub fn other_platform(stage: &Stage, platform: &Platform) -> Option<Platform> {
+    // hoist-dockerfile has checked the form of the value already.
+    let requested = Platform::parse(stage.platform.as_deref()?).ok()?;
+    let same = requested.matches(platform) || platform.matches(&requested);
+    (!same).then_some(requested)
+}
+
 /// Checks that every needed stage with `FROM --platform` requests `platform`.
 fn check_stage_platforms(
     file: &str,
@@ -140,14 +149,7 @@ fn check_stage_platforms(
 ) -> Result<(), PlanError> {
     for &index in &plan.needed {
         let stage = &plan.stages[index];
-        let Some(requested) = &stage.platform else {
-            continue;
-        };
-        // hoist-dockerfile has checked the form of the value already.
-        let Ok(requested) = Platform::parse(requested) else {
-            continue;
-        };
-        if !requested.matches(platform) && !platform.matches(&requested) {
+        if let Some(requested) = other_platform(stage, platform) {
             // Stage N starts at the Nth FROM.
             let line = instructions
                 .iter()
