@@ -60,7 +60,8 @@ pub(crate) fn report(log: &LogSettings, error: &anyhow::Error) {
 fn error_line(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
-        let text = cause.to_string().replace('\n', " ");
+        // A registry's response body can carry terminal escapes: print them escaped.
+        let text = hoist_image::printable(&cause.to_string().replace('\n', " "));
         let text = text.trim();
         if line.contains(text) {
             continue;
@@ -76,6 +77,15 @@ fn error_line(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let error = anyhow::anyhow!("registry said \x1b]0;title\x07\nnext line");
+        assert_eq!(
+            error_line(&error),
+            "registry said \\u{1b}]0;title\\u{7} next line"
+        );
+    }
 
     /// An error whose message repeats its source's text, as some dependencies write them.
     #[derive(Debug)]
