@@ -172,3 +172,16 @@ fn ipv6_loopback_destination_is_pushed() {
     assert_eq!(stored.status, 200);
     assert_eq!(stored.body_digest(), expected);
 }
+
+#[test]
+fn credentials_in_destination_are_not_printed() {
+    let output = cargo_bin_cmd!("hoist-push")
+        .arg("/nonexistent-layout")
+        .args(["-d", "ci:S3cretPass@127.0.0.1:5999/app:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("S3cretPass"), "{stderr}");
+    assert!(stderr.contains("***@127.0.0.1:5999/app:1"), "{stderr}");
+}

@@ -36,7 +36,7 @@ pub(crate) fn base_images(
         // only where the registry client's parser is stricter.
         let parsed: ImageReference = reference
             .parse()
-            .with_context(|| format!("{name}:{line}: invalid image reference {reference:?}"))?;
+            .with_context(|| format!("{name}:{line}"))?;
         if !references.contains(&parsed) {
             references.push(parsed);
         }

@@ -109,9 +109,7 @@ fn registry_mirrors(
 fn image_references(args: &Args, platform: &Platform) -> anyhow::Result<Vec<ImageReference>> {
     let mut references = Vec::new();
     for text in &args.images {
-        let reference: ImageReference = text
-            .parse()
-            .with_context(|| format!("invalid --image {text:?}"))?;
+        let reference: ImageReference = text.parse().context("invalid --image")?;
         if !references.contains(&reference) {
             references.push(reference);
         }

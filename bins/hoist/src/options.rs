@@ -186,10 +186,7 @@ fn parse_env_bool(name: &str, value: Option<&str>) -> anyhow::Result<bool> {
 fn parse_destinations(texts: &[String]) -> anyhow::Result<Vec<ImageReference>> {
     texts
         .iter()
-        .map(|text| {
-            ImageReference::parse_destination(text)
-                .with_context(|| format!("invalid --destination {text:?}"))
-        })
+        .map(|text| ImageReference::parse_destination(text).context("invalid --destination"))
         .collect()
 }
 

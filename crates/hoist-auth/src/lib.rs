@@ -46,5 +46,7 @@ pub use error::Error;
 pub use helper::HelperError;
 pub use keychain::{DEFAULT_HELPER_TIMEOUT, Keychain, Resolved, Source};
 pub use locate::{CONFIG_FILE_NAME, Environment, docker_config_dir, podman_auth_file};
-pub use registry::{DOCKER_HUB_KEY, config_key, registry_host, same_registry, validate_registry};
+pub use registry::{
+    DOCKER_HUB_KEY, config_key, redact_userinfo, registry_host, same_registry, validate_registry,
+};
 pub use write::{ConfigEditor, DIR_MODE, FILE_MODE, LOCK_SUFFIX};

@@ -65,11 +65,14 @@ pub fn same_registry(key: &str, registry: &str) -> bool {
 /// letters, digits and inner hyphens.
 pub fn validate_registry(name: &str) -> Result<(), Error> {
     let invalid = |reason| Error::InvalidRegistry {
-        registry: name.to_owned(),
+        registry: redact_userinfo(name),
         reason,
     };
     if name.is_empty() {
         return Err(invalid("it is empty"));
+    }
+    if redact_userinfo(name) != name {
+        return Err(invalid("credentials in the name are not supported"));
     }
     if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("it contains whitespace or control characters"));
@@ -84,6 +87,37 @@ pub fn validate_registry(name: &str) -> Result<(), Error> {
     };
     let host_and_port = without_scheme.split('/').next().unwrap_or_default();
     check_host_and_port(host_and_port).map_err(invalid)
+}
+
+/// Returns `text`, a registry name, URL or image reference, with a user name and password
+/// before its host (`user:secret@host/...`) replaced by `***`, so that an error can show it.
+///
+/// An `@` that introduces a digest (`repo@sha256:...`, `repo:tag@sha256:...`) is kept.
+pub fn redact_userinfo(text: &str) -> String {
+    let (scheme, rest) = match text.find("://") {
+        Some(end) => text.split_at(end + 3),
+        None => ("", text),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return text.to_owned();
+    };
+    if is_digest(&rest[at + 1..]) {
+        return text.to_owned();
+    }
+    format!("{scheme}***{}", &rest[at..])
+}
+
+/// Tells whether `text` reads `algorithm:hex`, the form of a digest.
+fn is_digest(text: &str) -> bool {
+    text.split_once(':').is_some_and(|(algorithm, hex)| {
+        !algorithm.is_empty()
+            && algorithm.bytes().all(|byte| {
+                byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'.' | b'_' | b'-')
+            })
+            && !hex.is_empty()
+            && hex.bytes().all(|byte| byte.is_ascii_hexdigit())
+    })
 }
 
 /// Tells whether `name` starts with a URL scheme (`ftp://`), which would otherwise be read
@@ -168,6 +202,40 @@ pub(crate) fn find_key<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_is_redacted() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let cases = [
+            (
+                "https://ci:S3cret@registry.example/v2/",
+                "https://***@registry.example/v2/",
+            ),
+            (
+                "ci:S3cret@127.0.0.1:5000/app:v1",
+                "***@127.0.0.1:5000/app:v1",
+            ),
+            ("ci@registry.example", "***@registry.example"),
+            ("registry.example/app:v1", "registry.example/app:v1"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(redact_userinfo(text), expected, "{text}");
+        }
+        for kept in [
+            format!("busybox@{digest}"),
+            format!("busybox:1.36@{digest}"),
+        ] {
+            assert_eq!(redact_userinfo(&kept), kept);
+        }
+    }
+
+    #[test]
+    fn registry_with_credentials_is_rejected() {
+        let error = validate_registry("https://ci:S3cret@registry.example/").unwrap_err();
+        let message = error.to_string();
+        assert!(!message.contains("S3cret"), "{message}");
+        assert!(message.contains("credentials in the name"), "{message}");
+    }
 
     #[test]
     fn docker_hub_aliases_are_one_registry() {
@@ -271,7 +339,7 @@ mod tests {
             ("registry_1.example", "not a DNS name"),
             ("-registry.example", "not a DNS name"),
             ("registry.example.", "not a DNS name"),
-            ("user@registry.example", "not a DNS name"),
+            ("user@registry.example", "credentials in the name"),
             ("registry.example?x=1", "not a DNS name"),
             ("registry.example:", "port"),
             ("registry.example:0", "port"),

@@ -121,7 +121,7 @@ impl FromStr for ImageReference {
 
     fn from_str(text: &str) -> Result<Self, Error> {
         let invalid = |reason: String| Error::InvalidReference {
-            reference: text.to_owned(),
+            reference: hoist_auth::redact_userinfo(text),
             reason,
         };
         let ipv6_registry = split_ipv6_registry(text).map_err(invalid)?;
@@ -143,7 +143,7 @@ impl FromStr for ImageReference {
             .any(|ch| ch.is_ascii_uppercase())
         {
             return Err(Error::InvalidReference {
-                reference: text.to_owned(),
+                reference: hoist_auth::redact_userinfo(text),
                 reason: "repository name must be lowercase".to_owned(),
             });
         }
@@ -160,7 +160,7 @@ impl FromStr for ImageReference {
             && port.parse::<u16>().map_or(true, |port| port == 0)
         {
             return Err(Error::InvalidReference {
-                reference: text.to_owned(),
+                reference: hoist_auth::redact_userinfo(text),
                 reason: format!("invalid registry port {port:?}: expected 1 to 65535"),
             });
         }
@@ -377,7 +377,8 @@ mod tests {
             let error = text.parse::<ImageReference>().unwrap_err();
             let message = error.to_string();
             assert!(message.contains(expected), "{text}: {message}");
-            assert!(message.contains(text), "{text}: {message}");
+            let shown = hoist_auth::redact_userinfo(text);
+            assert!(message.contains(&shown), "{text}: {message}");
         }
     }
 
