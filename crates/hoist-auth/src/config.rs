@@ -109,10 +109,41 @@ impl fmt::Debug for ConfigFile {
     }
 }
 
+/// Maximum size of a credential file that hoist reads, 16 MiB. A `config.json` holds a few
+/// hundred bytes per registry, and the limit keeps a link to `/dev/zero` from filling memory.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a credential file of at most [`MAX_CONFIG_BYTES`]. Anything but a regular file,
+/// such as a device or a FIFO, is an error, and the open does not wait for a FIFO's writer.
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("file is larger than the limit of {MAX_CONFIG_BYTES} bytes (16 MiB)"),
+        ));
+    }
+    Ok(bytes)
+}
+
 impl ConfigFile {
     /// Reads and parses a file, or returns `None` when it does not exist.
     pub(crate) fn read(path: &Path) -> Result<Option<Self>, Error> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match read_bounded(path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {

@@ -41,6 +41,7 @@ mod write;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use config::MAX_CONFIG_BYTES;
 pub use credential::{Credential, Secret};
 pub use error::Error;
 pub use helper::HelperError;

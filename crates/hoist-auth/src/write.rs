@@ -114,7 +114,7 @@ impl ConfigEditor {
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
         let lock = LockFile::acquire(&link_target(&path)?)?;
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::config::read_bounded(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(Error::Read { path, source }),

@@ -453,3 +453,38 @@ fn leak_check_catches_debug_escaped_secret() {
 
     assert_no_secret(secret, "Debug output", &[&format!("{secret:?}")]);
 }
+
+#[test]
+fn endless_or_special_config_is_rejected() {
+    let fixture = Fixture::new();
+    let path = fixture.config();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let result = fixture.keychain().resolve("r.example");
+    assert!(
+        format!("{result:?}").contains("not a regular file"),
+        "{result:?}"
+    );
+
+    fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result = fixture.keychain().resolve("r.example");
+    assert!(
+        format!("{result:?}").contains("not a regular file"),
+        "{result:?}"
+    );
+
+    fs::remove_file(&path).unwrap();
+    let padding = " ".repeat(usize::try_from(hoist_auth::MAX_CONFIG_BYTES).unwrap());
+    fs::write(&path, format!("{{}}{padding}")).unwrap();
+    let result = fixture.keychain().resolve("r.example");
+    assert!(
+        format!("{result:?}").contains("larger than the limit"),
+        "{result:?}"
+    );
+}
