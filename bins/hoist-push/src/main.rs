@@ -35,16 +35,33 @@ struct Args {
     #[arg(long = "destination", short = 'd', value_name = "REF", required = true)]
     destinations: Vec<String>,
     /// Send blobs in chunks of this many bytes instead of one request per blob.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     chunk_size: Option<u64>,
     /// Number of blobs uploaded at the same time.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENCY)]
     max_concurrency: usize,
     /// Write the manifest digest to this file too.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = output_file)]
     digest_file: Option<PathBuf>,
     #[command(flatten)]
     transport: TransportArgs,
+}
+
+/// Checks an output file's path before anything is pushed, so that a typo does not fail a
+/// push that has already succeeded.
+fn output_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!("the directory {} does not exist", parent.display()));
+    }
+    if path.is_dir() {
+        return Err("it is a directory, expected a file".to_owned());
+    }
+    Ok(path)
 }
 
 fn main() -> ExitCode {

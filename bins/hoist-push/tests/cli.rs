@@ -185,3 +185,22 @@ fn credentials_in_destination_are_not_printed() {
     assert!(!stderr.contains("S3cretPass"), "{stderr}");
     assert!(stderr.contains("***@127.0.0.1:5999/app:1"), "{stderr}");
 }
+
+#[test]
+fn bad_digest_file_fails_before_push() {
+    let registry = Registry::builder().start().unwrap();
+    let requests_before = logged_requests(&registry);
+    let output = cargo_bin_cmd!("hoist-push")
+        .arg("/nonexistent-layout")
+        .args(["-d", &registry.reference("app:1")])
+        .args(["--digest-file", "/nonexistent-dir/digest.txt"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the directory /nonexistent-dir does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(logged_requests(&registry), requests_before);
+}
