@@ -152,7 +152,8 @@ impl RegistryApi {
                         && is_transient_error(&error)
                         && self.retry.allows_another(attempt)
                     {
-                        let reason = error.to_string();
+                        // The causes name what failed, such as a timeout or a reset.
+                        let reason = crate::client::error_chain(&error.without_url());
                         self.wait_before_retry(
                             request.method.as_str(),
                             &request.url,

@@ -283,7 +283,7 @@ fn is_connection_refused(error: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Returns an error's message followed by the messages of its causes, because reqwest's
 /// own message does not name the TLS failure.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
