@@ -31,7 +31,9 @@ fn layout_push_prints_digest() {
         .env("HOME", tempfile::tempdir().unwrap().path())
         .assert()
         .success()
-        .stdout(format!("{expected}\n"));
+        .stdout(format!("{expected}\n"))
+        // Logs to a pipe are plain text, without colour escapes.
+        .stderr(predicates::str::contains("\u{1b}[").not());
 
     assert_eq!(stored_digest(&registry, "cli/app:v1"), expected);
     assert_eq!(stored_digest(&registry, "cli/app:v2"), expected);
