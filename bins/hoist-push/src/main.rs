@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use hoist_auth::{Environment, Keychain};
-use hoist_image::{LoadedImage, printable, read_docker_archive, read_oci_layout};
+use hoist_image::{LoadedImage, read_docker_archive, read_oci_layout};
 use hoist_registry::cli::TransportArgs;
 use hoist_registry::{
     Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference, UploadMode,
@@ -70,9 +70,12 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // Escaped, because messages quote text from registries and image files, which
-            // may contain control characters.
-            eprintln!("hoist-push: {}", printable(&format!("{error:#}")));
+            // Each cause once, escaped, because messages quote text from registries and
+            // image files, which may contain control characters.
+            eprintln!(
+                "hoist-push: {}",
+                hoist_registry::cli::error_line(error.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

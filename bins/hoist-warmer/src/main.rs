@@ -13,7 +13,7 @@ use clap::builder::BoolishValueParser;
 use clap::error::ErrorKind;
 use clap::{ArgAction, ArgGroup, CommandFactory as _, Parser};
 use hoist_auth::{Environment, Keychain};
-use hoist_image::{Platform, printable};
+use hoist_image::Platform;
 use hoist_registry::cli::{MirrorError, MirrorVariables, TransportArgs, collect_registry_mirrors};
 use hoist_registry::{
     BlobCache, Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, ImageReference,
@@ -77,9 +77,12 @@ fn main() -> ExitCode {
     match run(&args, mirrors) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // Escaped, because messages quote text from registries and image files, which
-            // may contain control characters.
-            eprintln!("hoist-warmer: {}", printable(&format!("{error:#}")));
+            // Each cause once, escaped, because messages quote text from registries and
+            // image files, which may contain control characters.
+            eprintln!(
+                "hoist-warmer: {}",
+                hoist_registry::cli::error_line(error.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

@@ -493,3 +493,26 @@ fn closed_stdout_still_warms_every_image() {
     assert!(cache_index.contains(&index.reference), "{cache_index}");
     assert!(cache_index.contains(&manifest.reference), "{cache_index}");
 }
+
+#[test]
+fn error_names_each_cause_once() {
+    let home = tempfile::tempdir().unwrap();
+    let docker_dir = home.path().join(".docker");
+    std::fs::create_dir(&docker_dir).unwrap();
+    std::fs::write(docker_dir.join("config.json"), "{").unwrap();
+
+    let output = warmer(home.path())
+        .args(["--image", "127.0.0.1:1/app:1"])
+        .arg("--cache-dir")
+        .arg(home.path().join("cache"))
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("hoist-warmer: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert_eq!(error.matches("invalid JSON").count(), 1, "{error}");
+}

@@ -50,28 +50,9 @@ pub(crate) fn report(log: &LogSettings, error: &anyhow::Error) {
     }
 }
 
-/// Joins the error and its causes, outermost first, with `: `.
-///
-/// Each cause is printed once: the libraries of hoist leave a source's text out of the
-/// message of the error that wraps it, so the chain is the only place it appears. Errors
-/// that still repeat their source's text, such as those of hoist-registry and some
-/// third-party crates, are caught here: a cause whose text the line already contains is
-/// skipped.
+/// Joins the error and its causes on one line, each once and escaped.
 fn error_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        // A registry's response body can carry terminal escapes: print them escaped.
-        let text = hoist_image::printable(&cause.to_string().replace('\n', " "));
-        let text = text.trim();
-        if line.contains(text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(text);
-    }
-    line
+    hoist_registry::cli::error_line(error.as_ref())
 }
 
 #[cfg(test)]

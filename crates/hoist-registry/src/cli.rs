@@ -1,5 +1,6 @@
 //! Command-line flags shared by hoist's commands, behind the `clap` feature: the transport
-//! flags, and the parser of Kaniko's registry mirror flags and variables.
+//! flags, the parser of Kaniko's registry mirror flags and variables, and the error line
+//! that the commands print.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -168,6 +169,33 @@ pub fn parse_registry_map(
         entries.push((registry.to_owned(), mirror.to_owned()));
     }
     Ok(entries)
+}
+
+/// Joins an error and its causes, outermost first, with `: `, for the one line that a
+/// command prints when it fails. Control characters are escaped.
+///
+/// Each cause is printed once: the libraries of hoist leave a source's text out of the
+/// message of the error that wraps it, so the chain is the only place it appears. Errors
+/// that still repeat their source's text, such as those of hoist-registry and some
+/// third-party crates, are caught here: a cause whose text the line already contains is
+/// skipped.
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        source = cause.source();
+        // A registry's response body can carry terminal escapes: print them escaped.
+        let text = hoist_image::printable(&cause.to_string().replace('\n', " "));
+        let text = text.trim();
+        if line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
 }
 
 #[cfg(test)]
