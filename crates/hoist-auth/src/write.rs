@@ -368,6 +368,13 @@ fn validate_username(username: &str) -> Result<(), Error> {
             reason: "it contains `:`, which separates user name and password in `auth`",
         });
     }
+    // A newline or other control character is most often a variable read with its
+    // trailing newline, and no registry accepts it.
+    if username.chars().any(char::is_control) {
+        return Err(Error::InvalidUsername {
+            reason: "it contains a control character, such as a trailing newline",
+        });
+    }
     Ok(())
 }
 

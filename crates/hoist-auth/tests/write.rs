@@ -556,6 +556,10 @@ fn invalid_inputs_rejected_clearly() {
             "contains `:`",
         ),
         (
+            editor.set_basic_auth("r.example", "ci-user\n", &password),
+            "contains a control character",
+        ),
+        (
             editor.set_basic_auth("r.example", "u", &Secret::new("")),
             "password is empty",
         ),
@@ -697,7 +701,7 @@ proptest! {
 
     #[test]
     fn any_credential_round_trips(
-        username in "[^:]{1,40}",
+        username in "[^:\\p{Cc}]{1,40}",
         password in any::<String>().prop_filter("non-empty", |p| !p.is_empty()),
     ) {
         let (_dir, path) = temp_config();
