@@ -53,6 +53,9 @@ mod references;
 mod retry;
 mod transport;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use client::{
     Client, ClientOptions, Credentials, DEFAULT_MAX_CONCURRENCY, TransferStats, UploadMode,
 };

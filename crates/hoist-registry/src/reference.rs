@@ -147,6 +147,16 @@ impl FromStr for ImageReference {
                 reason: "repository name must be lowercase".to_owned(),
             });
         }
+        // oci-spec matches the tag with a Unicode-aware `\w`, but Docker's tag grammar is
+        // ASCII, `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`, so other letters and digits are
+        // rejected here.
+        if let Some(tag) = parsed.tag()
+            && !tag.is_ascii()
+        {
+            return Err(invalid(format!(
+                "invalid tag {tag:?}: expected ASCII letters, digits, '_', '.' and '-'"
+            )));
+        }
         // Docker rejects uppercase hex in a digest, and a registry would not find it.
         if let Some(digest) = parsed.digest()
             && digest.bytes().any(|byte| byte.is_ascii_uppercase())
@@ -387,6 +397,17 @@ mod tests {
         let text = format!("registry.example/app@sha256:{}", "AB".repeat(32));
         let message = text.parse::<ImageReference>().unwrap_err().to_string();
         assert!(message.contains("must be lowercase"), "{message}");
+    }
+
+    #[test]
+    fn non_ascii_tag_is_invalid() {
+        for text in ["busybox:ŷ", "registry.example/app:v1é", "[::1]/app:١٢"] {
+            let error = text.parse::<ImageReference>().unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("invalid tag"), "{text}: {message}");
+            assert!(message.contains(text), "{text}: {message}");
+        }
+        assert_eq!(parse("app:v1_2.3-rc").tag(), Some("v1_2.3-rc"));
     }
 
     #[test]
