@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let _ = apply_layer(data, &root, &ApplyOptions { privileged: false });
-    let escaped = std::fs::read_dir(outer.path()).map(|entries| entries.count()).unwrap_or(1);
+    let escaped = std::fs::read_dir(outer.path())
+        .map(|entries| entries.count())
+        .unwrap_or(1);
     assert_eq!(escaped, 1, "a layer wrote outside the root");
 });
