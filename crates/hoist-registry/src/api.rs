@@ -315,6 +315,7 @@ impl RegistryApi {
                 registry: self.registry.clone(),
                 scope: request.scopes.join(" "),
                 status,
+                sent_credentials: self.auth.has_credential(),
             };
         }
         let body = read_error_body(response).await;

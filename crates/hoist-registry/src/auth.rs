@@ -216,6 +216,11 @@ impl Authenticator {
 
     /// Tells whether a challenge from this registry is known, so that requests can be
     /// authorized before they are sent.
+    /// Tells whether there are credentials for the registry.
+    pub(crate) fn has_credential(&self) -> bool {
+        self.credential.is_some()
+    }
+
     pub(crate) fn knows_challenge(&self) -> bool {
         lock(&self.challenge).is_some()
     }
@@ -318,6 +323,7 @@ impl Authenticator {
                 registry: self.registry.clone(),
                 scope: scopes.join(" "),
                 status,
+                sent_credentials: self.has_credential(),
             });
         }
         if !(200..300).contains(&status) {

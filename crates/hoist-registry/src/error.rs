@@ -77,9 +77,7 @@ pub enum Error {
         reason: String,
     },
     /// The registry or its token server rejected the credentials.
-    #[error(
-        "registry {registry} denied access to {scope} (HTTP {status}); check the credentials for it"
-    )]
+    #[error("registry {registry} denied access to {scope} (HTTP {status}); {}", unauthorized_hint(*.sent_credentials))]
     Unauthorized {
         /// The registry host.
         registry: String,
@@ -87,6 +85,9 @@ pub enum Error {
         scope: String,
         /// The status code.
         status: u16,
+        /// Whether hoist had credentials for the registry, so that the message tells a
+        /// wrong password from a missing login.
+        sent_credentials: bool,
     },
     /// The token server returned an unusable response.
     #[error("token server {realm} for registry {registry} returned an invalid response: {reason}")]
@@ -242,5 +243,15 @@ pub(crate) fn io_error(
         action,
         path,
         source,
+    }
+}
+
+/// Returns what to check after a 401 or 403, depending on whether credentials were sent.
+fn unauthorized_hint(sent_credentials: bool) -> &'static str {
+    if sent_credentials {
+        "check the credentials for it"
+    } else {
+        "no credentials were found for it: log in with hoist-login, or point DOCKER_CONFIG \
+         at the directory of a config.json that has them"
     }
 }

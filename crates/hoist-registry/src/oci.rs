@@ -311,6 +311,7 @@ impl RegistryApi {
                 registry,
                 scope: request.scopes.join(" "),
                 status,
+                sent_credentials: self.auth.has_credential(),
             },
             Some(status) => Error::Status {
                 registry,

@@ -254,6 +254,33 @@ async fn wrong_password_names_registry() {
     );
     assert!(message.contains(registry.host()), "{message}");
     assert!(!message.contains("wrong-password-7"), "{message}");
+    assert!(message.contains("check the credentials"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_login_is_named() {
+    let registry = Registry::builder().htpasswd(USER, PASS).start().unwrap();
+    let client = hoist_registry::Client::new(
+        common::options_for(&registry),
+        hoist_registry::Credentials::Anonymous,
+    );
+    let target: ImageReference = registry.reference("base/busybox:latest").parse().unwrap();
+
+    let error = client.fetch_manifest(&target).await.unwrap_err();
+
+    let message = error.to_string();
+    assert!(
+        matches!(
+            error,
+            Error::Unauthorized {
+                status: 401,
+                sent_credentials: false,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(message.contains("no credentials were found"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
