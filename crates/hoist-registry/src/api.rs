@@ -319,6 +319,13 @@ impl RegistryApi {
             };
         }
         let body = read_error_body(response).await;
+        if self.is_plain_http_to_tls(status, &body) {
+            return Error::PlainHttpToTls {
+                registry: self.registry.clone(),
+                method: request.method.to_string(),
+                url: request.url.clone(),
+            };
+        }
         Error::Status {
             registry: self.registry.clone(),
             method: request.method.to_string(),
@@ -326,6 +333,15 @@ impl RegistryApi {
             status,
             body,
         }
+    }
+
+    /// Tells whether a status and body over plain HTTP are those of a TLS server, which
+    /// answers 400 with "Client sent an HTTP request to an HTTPS server." (Go) or, to a
+    /// HEAD request, with no body.
+    pub(crate) fn is_plain_http_to_tls(&self, status: u16, body: &str) -> bool {
+        status == 400
+            && self.base_url.starts_with("http://")
+            && (body.trim().is_empty() || body.contains("HTTPS server"))
     }
 
     /// Sends `request` and fails unless the status is one of `expected`.

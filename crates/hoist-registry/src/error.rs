@@ -64,6 +64,20 @@ pub enum Error {
         /// The start of the response body, which registries fill with an error code.
         body: String,
     },
+    /// A plain HTTP request got the 400 that a TLS server gives it.
+    #[error(
+        "{method} {url} on registry {registry} returned HTTP 400, as a TLS server does to plain \
+         HTTP; if the registry speaks HTTPS, remove it from --insecure-registry and drop \
+         --insecure"
+    )]
+    PlainHttpToTls {
+        /// The registry host.
+        registry: String,
+        /// The HTTP method.
+        method: String,
+        /// The URL.
+        url: String,
+    },
     /// The registry's response breaks the distribution protocol, or it could not be read.
     #[error("{method} {url} on registry {registry} failed: {reason}")]
     Protocol {

@@ -313,6 +313,13 @@ impl RegistryApi {
                 status,
                 sent_credentials: self.auth.has_credential(),
             },
+            Some(status) if self.is_plain_http_to_tls(status, &body_of(&error)) => {
+                Error::PlainHttpToTls {
+                    registry,
+                    method,
+                    url,
+                }
+            }
             Some(status) => Error::Status {
                 registry,
                 method,

@@ -493,3 +493,22 @@ fn message_chain(error: &dyn std::error::Error) -> Vec<String> {
     }
     messages
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_to_tls_registry_is_named() {
+    let registry = Registry::builder().tls().start().unwrap();
+    let mut options = common::options_for(&registry);
+    options.transport.insecure_registries =
+        std::collections::BTreeSet::from([registry.host().to_owned()]);
+    let client = hoist_registry::Client::new(options, hoist_registry::Credentials::Anonymous);
+    let reference: ImageReference = registry.reference("base/busybox:latest").parse().unwrap();
+
+    let error = client.fetch_manifest(&reference).await.unwrap_err();
+
+    let message = error.to_string();
+    assert!(matches!(error, Error::PlainHttpToTls { .. }), "{message}");
+    assert!(
+        message.contains("remove it from --insecure-registry"),
+        "{message}"
+    );
+}
