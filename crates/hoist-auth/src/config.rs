@@ -109,8 +109,8 @@ impl fmt::Debug for ConfigFile {
     }
 }
 
-/// Maximum size of a credential file that hoist reads, 16 MiB. A `config.json` holds a few
-/// hundred bytes per registry, and the limit keeps a link to `/dev/zero` from filling memory.
+/// Maximum size of a credential file that hoist reads, 16 MiB. A `config.json` contains a
+/// few hundred bytes per registry, and the limit keeps a link to `/dev/zero` from filling memory.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Reads a credential file of at most [`MAX_CONFIG_BYTES`]. Anything but a regular file,

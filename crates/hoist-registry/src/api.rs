@@ -336,7 +336,7 @@ impl RegistryApi {
     }
 
     /// Tells whether a status and body over plain HTTP are those of a TLS server, which
-    /// answers 400 with "Client sent an HTTP request to an HTTPS server." (Go) or, to a
+    /// responds with 400 and "Client sent an HTTP request to an HTTPS server." (Go) or, to a
     /// HEAD request, with no body.
     pub(crate) fn is_plain_http_to_tls(&self, status: u16, body: &str) -> bool {
         status == 400

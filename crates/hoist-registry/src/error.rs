@@ -99,8 +99,8 @@ pub enum Error {
         scope: String,
         /// The status code.
         status: u16,
-        /// Whether hoist had credentials for the registry, so that the message tells a
-        /// wrong password from a missing login.
+        /// Whether hoist had credentials for the registry, so that the message
+        /// distinguishes a wrong password from a missing login.
         sent_credentials: bool,
     },
     /// The token server returned an unusable response.
